@@ -1,0 +1,71 @@
+//! Limits and switches, with documented defaults.
+
+use core::time::Duration;
+
+/// Configuration of a handshake and of the connection it produces.
+///
+/// Every limit has a safe default; raise them for trusted peers or for test
+/// suites that send very large messages.
+///
+/// ```
+/// use wsproto_core::Config;
+/// let config = Config {
+///     max_message_size: 1 << 20,
+///     ..Config::default()
+/// };
+/// assert_eq!(config.max_frame_size, 16 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest HTTP header block accepted in the handshake, in bytes.
+    /// Default 8 KiB. Beyond it a server answers 431.
+    pub max_header_size: usize,
+    /// Most header lines accepted in the handshake. Default 64. Beyond it a
+    /// server answers 431.
+    pub max_headers: usize,
+    /// Largest frame payload accepted, in bytes. Default 16 MiB. Beyond it
+    /// the connection fails with close code 1009.
+    pub max_frame_size: usize,
+    /// Largest message accepted (all fragments together), in bytes.
+    /// Default 64 MiB. Beyond it the connection fails with close code 1009.
+    pub max_message_size: usize,
+    /// Most fragments in one message. Default 65,536 (4 MiB in 64-byte
+    /// fragments). Beyond it the connection fails with close code 1009.
+    pub max_fragments: usize,
+    /// High-water mark of the outgoing buffer, in bytes. Default 16 MiB.
+    /// While more than this is waiting to be written, `send` returns
+    /// [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) and incoming
+    /// frames are left unparsed so that automatic pongs cannot grow the buffer.
+    pub max_write_buffer: usize,
+    /// When set, outgoing messages are split into frames of at most this many
+    /// payload bytes. Default `None`: one frame per message.
+    pub max_send_frame_size: Option<usize>,
+    /// Answer pings with pongs automatically. Default `true`.
+    pub auto_pong: bool,
+    /// Send a ping after this long without receiving anything. Default `None`.
+    pub keepalive_interval: Option<Duration>,
+    /// With keepalive on: fail the connection when nothing at all arrives
+    /// within this long after a keepalive ping. Default 30 s.
+    pub keepalive_timeout: Duration,
+    /// How long to wait for the peer's close frame after sending ours before
+    /// giving up. Default 5 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_header_size: 8 * 1024,
+            max_headers: 64,
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            max_fragments: 65_536,
+            max_write_buffer: 16 << 20,
+            max_send_frame_size: None,
+            auto_pong: true,
+            keepalive_interval: None,
+            keepalive_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! [`Connection`]: the state machine of an open WebSocket.
+//!
+//! The caller moves bytes and time in and out; the connection does the rest:
+//! it decodes frames, reassembles and validates messages, answers pings and
+//! close frames, fails the connection with the right close code on a protocol
+//! violation, and tells the caller when to wake it for keepalive and close
+//! timeouts.
+
+use alloc::boxed::Box;
+use bytes::{Bytes, BytesMut};
+use core::fmt;
+use core::time::Duration;
+
+use crate::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use crate::config::Config;
+use crate::error::{Error, ProtocolError};
+use crate::frame::{encode_frame, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step};
+use crate::frame::MAX_CONTROL_PAYLOAD;
+use crate::message::{Message, Utf8Bytes, Utf8Validator};
+use crate::random::RandomSource;
+use crate::Status;
+
+/// What the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text or binary message.
+    Message(Message),
+    /// A ping. With `Config::auto_pong` (the default) the pong is already queued.
+    Ping(Bytes),
+    /// A pong.
+    Pong(Bytes),
+    /// The peer's close frame. The reply (same code) is already queued unless
+    /// we had sent our close first; once it is flushed the state is
+    /// [`State::Closed`].
+    Close(CloseFrame),
+}
+
+/// Where the close handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's (or the close timeout).
+    /// Messages the peer sent before its close are still delivered.
+    CloseSent,
+    /// The peer's close frame arrived; our reply is queued but not yet
+    /// written out.
+    CloseReceived,
+    /// Nothing more will be sent or received: once the outgoing buffer is
+    /// empty (it is, in this state), shut the transport down.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Binary,
+}
+
+/// An open WebSocket connection, either side.
+///
+/// Created by a completed handshake
+/// ([`ServerHandshake::accept`](crate::ServerHandshake::accept),
+/// [`ClientHandshake::into_connection`](crate::ClientHandshake::into_connection))
+/// or directly by [`Connection::server`] / [`Connection::client`] when the
+/// handshake happened elsewhere.
+///
+/// ```
+/// use wsproto_core::{Config, Connection, Event, Message};
+///
+/// let mut conn = Connection::server(Config::default());
+/// // RFC 6455 section 5.7: a masked "Hello" from a client.
+/// conn.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// let Some(Event::Message(msg)) = conn.poll_event().unwrap() else { panic!() };
+/// assert_eq!(msg.as_text(), Some("Hello"));
+///
+/// conn.send(msg).unwrap(); // echo it
+/// let out = conn.poll_transmit().unwrap();
+/// assert_eq!(out, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+/// let n = out.len();
+/// conn.advance(n);
+/// assert!(conn.poll_transmit().is_none());
+/// ```
+pub struct Connection {
+    role: Role,
+    config: Config,
+    decoder: FrameDecoder,
+    rx: BytesMut,
+    tx: BytesMut,
+    random: Option<Box<dyn RandomSource>>,
+
+    /// The data message being received: its kind, fragments so far, bytes so far.
+    msg_kind: Option<Kind>,
+    msg_fragments: usize,
+    msg_len: u64,
+    msg_buf: BytesMut,
+    utf8: Utf8Validator,
+    /// Whether the payload of the frame being decoded is text to validate.
+    frame_is_text: bool,
+
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+    timed_out: bool,
+    pending_error: Option<Error>,
+
+    rx_activity: bool,
+    keepalive_deadline: Option<Duration>,
+    ping_outstanding: bool,
+    close_deadline: Option<Duration>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state())
+            .field("buffered_in", &self.rx.len())
+            .field("buffered_out", &self.tx.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// The server side of a connection whose handshake is done.
+    pub fn server(config: Config) -> Connection {
+        Connection::new(Role::Server, config, None, BytesMut::new())
+    }
+
+    /// The client side of a connection whose handshake is done; masking keys
+    /// come from `random`.
+    pub fn client(config: Config, random: Box<dyn RandomSource>) -> Connection {
+        Connection::new(Role::Client, config, Some(random), BytesMut::new())
+    }
+
+    pub(crate) fn new(
+        role: Role,
+        config: Config,
+        random: Option<Box<dyn RandomSource>>,
+        leftover: BytesMut,
+    ) -> Connection {
+        Connection {
+            role,
+            decoder: FrameDecoder::new(role, 0, config.max_frame_size),
+            rx: leftover,
+            tx: BytesMut::new(),
+            random,
+            msg_kind: None,
+            msg_fragments: 0,
+            msg_len: 0,
+            msg_buf: BytesMut::new(),
+            utf8: Utf8Validator::new(),
+            frame_is_text: false,
+            close_sent: false,
+            close_received: false,
+            failed: false,
+            timed_out: false,
+            pending_error: None,
+            rx_activity: false,
+            keepalive_deadline: None,
+            ping_outstanding: false,
+            close_deadline: None,
+            config,
+        }
+    }
+
+    /// Which side this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        if self.timed_out {
+            State::Closed
+        } else if self.close_sent && (self.close_received || self.failed) && self.tx.is_empty() {
+            State::Closed
+        } else if self.close_received {
+            State::CloseReceived
+        } else if self.close_sent {
+            State::CloseSent
+        } else {
+            State::Open
+        }
+    }
+
+    fn reading_done(&self) -> bool {
+        self.close_received || self.failed || self.timed_out
+    }
+
+    // ----- input -----------------------------------------------------------
+
+    /// Hands the connection bytes read from the transport.
+    ///
+    /// Bytes that arrive after the peer's close frame, or after the
+    /// connection failed, are discarded.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.reading_done() {
+            return;
+        }
+        self.rx.extend_from_slice(data);
+        self.rx_activity = true;
+    }
+
+    /// The receive buffer, for adapters that read the transport straight into
+    /// it (no extra copy). Append only; then call [`poll_event`](Self::poll_event).
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        &mut self.rx
+    }
+
+    /// Decodes buffered input until it yields the next event.
+    ///
+    /// `Ok(None)` means more input is needed (or nothing more will come: see
+    /// [`state`](Self::state)). An `Err` is reported once; the close frame it
+    /// calls for is already queued, so flush and shut down.
+    ///
+    /// While the outgoing buffer is above `Config::max_write_buffer`, input
+    /// is left unparsed (`Ok(None)`) until the caller writes some out.
+    pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        if self.reading_done() || self.tx.len() > self.config.max_write_buffer {
+            return Ok(None);
+        }
+        loop {
+            let step = match self.decoder.step(&mut self.rx) {
+                Ok(Status::Complete(step)) => step,
+                Ok(Status::Partial) => return Ok(None),
+                Err(e) => return Err(self.fail(e)),
+            };
+            self.rx_activity = true;
+            let result = match step {
+                Step::Header(header) => self.on_header(&header).map(|()| None),
+                Step::Payload(range) => {
+                    if self.frame_is_text && self.utf8.feed(&self.rx[range]).is_err() {
+                        Err(ProtocolError::InvalidUtf8)
+                    } else {
+                        Ok(None)
+                    }
+                }
+                Step::Frame { frame, seen } => self.on_frame(frame, seen),
+            };
+            match result {
+                Ok(Some(event)) => return Ok(Some(event)),
+                Ok(None) => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    fn on_header(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let kind = match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                if self.msg_kind.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                let kind = if header.opcode == OpCode::Text {
+                    Kind::Text
+                } else {
+                    Kind::Binary
+                };
+                self.msg_kind = Some(kind);
+                self.msg_fragments = 0;
+                self.msg_len = 0;
+                kind
+            }
+            OpCode::Continuation => self.msg_kind.ok_or(ProtocolError::UnexpectedContinuation)?,
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                self.frame_is_text = false;
+                return Ok(());
+            }
+        };
+        self.frame_is_text = kind == Kind::Text;
+        self.msg_fragments += 1;
+        if self.msg_fragments > self.config.max_fragments {
+            return Err(ProtocolError::TooManyFragments {
+                limit: self.config.max_fragments,
+            });
+        }
+        self.msg_len = self.msg_len.saturating_add(header.payload_len);
+        if self.msg_len > self.config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                limit: self.config.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: Frame, seen: usize) -> Result<Option<Event>, ProtocolError> {
+        let Frame { header, payload } = frame;
+        match header.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                let kind = self.msg_kind.ok_or(ProtocolError::UnexpectedContinuation)?;
+                if kind == Kind::Text {
+                    let unseen = payload.get(seen..).unwrap_or_default();
+                    self.utf8
+                        .feed(unseen)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                if !header.fin {
+                    self.msg_buf.extend_from_slice(&payload);
+                    return Ok(None);
+                }
+                self.msg_kind = None;
+                let data = if self.msg_fragments == 1 {
+                    payload // the common case: one frame, zero copy
+                } else {
+                    self.msg_buf.extend_from_slice(&payload);
+                    self.msg_buf.split().freeze()
+                };
+                let message = match kind {
+                    Kind::Text => {
+                        self.utf8
+                            .finish()
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        Message::Text(Utf8Bytes::from_validated(data))
+                    }
+                    Kind::Binary => Message::Binary(data),
+                };
+                Ok(Some(Event::Message(message)))
+            }
+            OpCode::Ping => {
+                if self.config.auto_pong && !self.close_sent {
+                    self.queue_control(OpCode::Pong, &payload);
+                }
+                Ok(Some(Event::Ping(payload)))
+            }
+            OpCode::Pong => {
+                self.ping_outstanding = false;
+                Ok(Some(Event::Pong(payload)))
+            }
+            OpCode::Close => {
+                let close = parse_close(payload)?;
+                self.close_received = true;
+                self.rx.clear();
+                if !self.close_sent {
+                    // Echo the code (RFC 6455 section 5.5.1); an empty close
+                    // is answered with an empty close.
+                    let code = match close.code {
+                        CloseCode::NoStatus => None,
+                        code => Some(code),
+                    };
+                    self.queue_close(code, "");
+                }
+                Ok(Some(Event::Close(close)))
+            }
+        }
+    }
+
+    /// Fails the connection: queues the close frame the error calls for
+    /// (unless ours went out already) and stops reading.
+    fn fail(&mut self, e: ProtocolError) -> Error {
+        self.failed = true;
+        self.rx.clear();
+        if !self.close_sent {
+            self.queue_close(Some(e.close_code()), e.reason());
+        }
+        Error::Protocol(e)
+    }
+
+    // ----- output ----------------------------------------------------------
+
+    /// Queues a message, split into frames of at most
+    /// `Config::max_send_frame_size` bytes when that is set.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        match &message {
+            Message::Text(text) => self.send_data(OpCode::Text, text.as_bytes()),
+            Message::Binary(data) => self.send_data(OpCode::Binary, data),
+        }
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send_data(OpCode::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_data(OpCode::Binary, data)
+    }
+
+    fn check_can_send(&self) -> Result<(), Error> {
+        if self.close_sent || self.timed_out {
+            return Err(Error::Closed);
+        }
+        if self.tx.len() > self.config.max_write_buffer {
+            return Err(Error::WriteBufferFull {
+                limit: self.config.max_write_buffer,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        self.check_can_send()?;
+        let frame_size = self
+            .config
+            .max_send_frame_size
+            .unwrap_or(usize::MAX)
+            .max(1);
+        if payload.len() <= frame_size {
+            self.queue_frame(opcode, true, payload);
+            return Ok(());
+        }
+        let mut chunks = payload.chunks(frame_size).peekable();
+        let mut op = opcode;
+        while let Some(chunk) = chunks.next() {
+            self.queue_frame(op, chunks.peek().is_none(), chunk);
+            op = OpCode::Continuation;
+        }
+        Ok(())
+    }
+
+    /// Queues a ping with up to 125 bytes of payload.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.check_control(payload)?;
+        self.queue_control(OpCode::Ping, payload);
+        Ok(())
+    }
+
+    /// Queues an unsolicited pong (a one-way heartbeat), up to 125 bytes.
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.check_control(payload)?;
+        self.queue_control(OpCode::Pong, payload);
+        Ok(())
+    }
+
+    fn check_control(&self, payload: &[u8]) -> Result<(), Error> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(Error::ControlPayloadTooLong(payload.len()));
+        }
+        self.check_can_send()
+    }
+
+    /// Starts the close handshake with `code` and a reason of at most 123
+    /// bytes. Nothing can be sent afterwards; incoming messages are still
+    /// delivered until the peer's close arrives or `Config::close_timeout`
+    /// passes.
+    ///
+    /// ```
+    /// use wsproto_core::{CloseCode, Config, Connection, State};
+    /// let mut conn = Connection::server(Config::default());
+    /// conn.close(CloseCode::Normal, "bye").unwrap();
+    /// assert_eq!(conn.state(), State::CloseSent);
+    /// assert_eq!(conn.poll_transmit().unwrap(), b"\x88\x05\x03\xe8bye");
+    /// assert!(conn.send_text("late").is_err());
+    /// ```
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if self.close_sent || self.timed_out {
+            return Err(Error::Closed);
+        }
+        if !code.is_valid_on_wire() {
+            return Err(Error::InvalidCloseCode(code.into()));
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(Error::CloseReasonTooLong(reason.len()));
+        }
+        self.queue_close(Some(code), reason);
+        Ok(())
+    }
+
+    fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let mut len = 0;
+        if let Some(code) = code {
+            payload[..2].copy_from_slice(&u16::from(code).to_be_bytes());
+            let reason = &reason.as_bytes()[..reason.len().min(MAX_CLOSE_REASON)];
+            payload[2..2 + reason.len()].copy_from_slice(reason);
+            len = 2 + reason.len();
+        }
+        self.queue_control(OpCode::Close, &payload[..len]);
+        self.close_sent = true;
+    }
+
+    fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.queue_frame(opcode, true, payload);
+    }
+
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let mask = self.random.as_mut().map(|random| {
+            let mut key = [0u8; 4];
+            random.fill(&mut key);
+            key
+        });
+        encode_frame(&mut self.tx, opcode, fin, payload, mask);
+    }
+
+    /// Bytes waiting to be written to the transport, if any. Write some or
+    /// all, then report how many with [`advance`](Self::advance).
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        if self.tx.is_empty() {
+            None
+        } else {
+            Some(&self.tx)
+        }
+    }
+
+    /// Marks `n` bytes of [`poll_transmit`](Self::poll_transmit) as written.
+    pub fn advance(&mut self, n: usize) {
+        let n = n.min(self.tx.len());
+        bytes::Buf::advance(&mut self.tx, n);
+    }
+
+    /// How many bytes are waiting to be written.
+    pub fn buffered_out(&self) -> usize {
+        self.tx.len()
+    }
+
+    // ----- time ------------------------------------------------------------
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called,
+    /// as a time on the caller's monotonic clock (the same origin as `now`).
+    ///
+    /// A deadline at or before the present (including `Duration::ZERO`)
+    /// means: call it right away; that is how the connection learns the
+    /// current time when a timer starts.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.state() == State::Closed {
+            return None;
+        }
+        let close = if self.close_sent && !self.close_received {
+            Some(self.close_deadline.unwrap_or(Duration::ZERO))
+        } else {
+            None
+        };
+        let keepalive = if self.config.keepalive_interval.is_some() && !self.close_sent {
+            Some(self.keepalive_deadline.unwrap_or(Duration::ZERO))
+        } else {
+            None
+        };
+        match (close, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the timers at time `now` (the caller's monotonic clock): sends a
+    /// keepalive ping after `keepalive_interval` of silence, fails the
+    /// connection with [`Error::KeepaliveTimeout`] when even that got no
+    /// answer, and ends a close handshake the peer never answered.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if self.state() == State::Closed {
+            return;
+        }
+        if self.close_sent && !self.close_received {
+            match self.close_deadline {
+                None => self.close_deadline = Some(now + self.config.close_timeout),
+                Some(deadline) if now >= deadline => {
+                    self.abort();
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(interval) = self.config.keepalive_interval else {
+            return;
+        };
+        if self.close_sent {
+            return;
+        }
+        match self.keepalive_deadline {
+            None => self.keepalive_deadline = Some(now + interval),
+            Some(deadline) if now >= deadline => {
+                if self.rx_activity {
+                    self.rx_activity = false;
+                    self.ping_outstanding = false;
+                    self.keepalive_deadline = Some(now + interval);
+                } else if self.ping_outstanding {
+                    self.abort();
+                    self.pending_error = Some(Error::KeepaliveTimeout);
+                } else {
+                    self.queue_control(OpCode::Ping, b"");
+                    self.ping_outstanding = true;
+                    self.keepalive_deadline = Some(now + self.config.keepalive_timeout);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Gives up on the connection without further exchange.
+    fn abort(&mut self) {
+        self.timed_out = true;
+        self.rx.clear();
+        self.tx.clear();
+    }
+}
+
+fn parse_close(payload: Bytes) -> Result<CloseFrame, ProtocolError> {
+    match payload.len() {
+        0 => Ok(CloseFrame {
+            code: CloseCode::NoStatus,
+            reason: Utf8Bytes::default(),
+        }),
+        1 => Err(ProtocolError::InvalidCloseLength),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            if !CloseCode::from(code).is_valid_on_wire() {
+                return Err(ProtocolError::InvalidCloseCode(code));
+            }
+            let reason = Utf8Bytes::try_from(payload.slice(2..))
+                .map_err(|_| ProtocolError::InvalidCloseReason)?;
+            Ok(CloseFrame {
+                code: CloseCode::from(code),
+                reason,
+            })
+        }
+    }
+}

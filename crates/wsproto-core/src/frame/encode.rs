@@ -1,0 +1,38 @@
+//! Writing frames into an outgoing buffer.
+
+use bytes::{BufMut, BytesMut};
+
+use super::header::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::mask::apply_mask;
+
+/// Appends one frame to `out`: the header in its shortest length form, then
+/// the payload, masked in place when `mask` is set.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use wsproto_core::frame::encode_frame;
+/// use wsproto_core::OpCode;
+///
+/// // RFC 6455 section 5.7: the masked "Hello" a client sends.
+/// let mut out = BytesMut::new();
+/// encode_frame(&mut out, OpCode::Text, true, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+/// assert_eq!(&out[..], &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// ```
+pub fn encode_frame(out: &mut BytesMut, opcode: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let head_len = header.encode(&mut head);
+    out.reserve(head_len + payload.len());
+    out.put_slice(&head[..head_len]);
+    let start = out.len();
+    out.put_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut out[start..], key, 0);
+    }
+}

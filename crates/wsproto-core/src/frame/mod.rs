@@ -1,0 +1,11 @@
+//! Frames: header, incremental decoding, encoding, masking.
+
+mod decode;
+mod encode;
+mod header;
+mod mask;
+
+pub use decode::{Frame, FrameDecoder, Role, Step};
+pub use encode::encode_frame;
+pub use header::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+pub use mask::apply_mask;
