@@ -14,8 +14,8 @@ use core::time::Duration;
 use crate::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
 use crate::config::Config;
 use crate::error::{Error, ProtocolError};
-use crate::frame::{encode_frame, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step};
 use crate::frame::MAX_CONTROL_PAYLOAD;
+use crate::frame::{encode_frame, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step};
 use crate::message::{Message, Utf8Bytes, Utf8Validator};
 use crate::random::RandomSource;
 use crate::Status;
@@ -176,9 +176,9 @@ impl Connection {
 
     /// Where the close handshake stands.
     pub fn state(&self) -> State {
-        if self.timed_out {
-            State::Closed
-        } else if self.close_sent && (self.close_received || self.failed) && self.tx.is_empty() {
+        let handshake_done =
+            self.close_sent && (self.close_received || self.failed) && self.tx.is_empty();
+        if self.timed_out || handshake_done {
             State::Closed
         } else if self.close_received {
             State::CloseReceived
@@ -316,9 +316,7 @@ impl Connection {
                 };
                 let message = match kind {
                     Kind::Text => {
-                        self.utf8
-                            .finish()
-                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                         Message::Text(Utf8Bytes::from_validated(data))
                     }
                     Kind::Binary => Message::Binary(data),
@@ -399,11 +397,7 @@ impl Connection {
 
     fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         self.check_can_send()?;
-        let frame_size = self
-            .config
-            .max_send_frame_size
-            .unwrap_or(usize::MAX)
-            .max(1);
+        let frame_size = self.config.max_send_frame_size.unwrap_or(usize::MAX).max(1);
         if payload.len() <= frame_size {
             self.queue_frame(opcode, true, payload);
             return Ok(());

@@ -174,7 +174,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
-            Error::KeepaliveTimeout => f.write_str("keepalive timeout: the peer stopped responding"),
+            Error::KeepaliveTimeout => {
+                f.write_str("keepalive timeout: the peer stopped responding")
+            }
             Error::Closed => f.write_str("the connection is closing or closed"),
             Error::ControlPayloadTooLong(n) => {
                 write!(f, "control frame payload of {n} bytes (at most 125)")

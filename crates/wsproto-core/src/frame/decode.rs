@@ -52,7 +52,10 @@ pub enum Step {
 #[derive(Debug, Clone, Copy)]
 enum State {
     Header,
-    Payload { header: FrameHeader, unmasked: usize },
+    Payload {
+        header: FrameHeader,
+        unmasked: usize,
+    },
 }
 
 /// Decodes frames from a receive buffer, enforcing the per-frame rules.

@@ -56,7 +56,9 @@ impl ClientRequest {
         let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, resource) = rest.split_at(authority_end);
         if authority.contains('@') {
-            return Err(HandshakeError::InvalidUrl("credentials in the URL are not supported"));
+            return Err(HandshakeError::InvalidUrl(
+                "credentials in the URL are not supported",
+            ));
         }
         let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
             let (host, after) = bracketed
@@ -64,7 +66,10 @@ impl ClientRequest {
                 .ok_or(HandshakeError::InvalidUrl("unclosed IPv6 bracket"))?;
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or(HandshakeError::InvalidUrl("junk after host"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or(HandshakeError::InvalidUrl("junk after host"))?,
+                ),
             };
             (host, port)
         } else {
@@ -95,7 +100,9 @@ impl ClientRequest {
             r => r.to_string(),
         };
         if !resource.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(HandshakeError::InvalidUrl("the path must be percent-encoded ASCII"));
+            return Err(HandshakeError::InvalidUrl(
+                "the path must be percent-encoded ASCII",
+            ));
         }
         Ok(ClientRequest {
             tls,
@@ -167,7 +174,8 @@ impl ClientRequest {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// The server's validated `101` response.
@@ -303,7 +311,10 @@ impl ClientHandshake {
         } else {
             self.head.buf.extend_from_slice(data);
         }
-        Ok(self.response.as_ref().map_or(Status::Partial, Status::Complete))
+        Ok(self
+            .response
+            .as_ref()
+            .map_or(Status::Partial, Status::Complete))
     }
 
     fn parse_response(&self, end: usize) -> Result<Response, HandshakeError> {

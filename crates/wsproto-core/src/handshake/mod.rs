@@ -53,7 +53,11 @@ pub(crate) struct HeadBuffer {
 
 impl HeadBuffer {
     /// Appends `data`; returns the length of the head once it is complete.
-    pub(crate) fn push(&mut self, data: &[u8], max: usize) -> Result<Option<usize>, crate::HandshakeError> {
+    pub(crate) fn push(
+        &mut self,
+        data: &[u8],
+        max: usize,
+    ) -> Result<Option<usize>, crate::HandshakeError> {
         self.buf.extend_from_slice(data);
         match find_head_end(&self.buf, self.scanned) {
             Some(end) if end <= max => Ok(Some(end)),

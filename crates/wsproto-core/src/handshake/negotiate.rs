@@ -16,7 +16,10 @@ pub struct Extension {
 
 /// Splits a comma-separated header value into trimmed, non-empty items.
 pub(crate) fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|item| !item.is_empty())
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 /// Whether a comma-separated header value contains `token`, ignoring case.
@@ -43,7 +46,10 @@ pub fn parse_extensions(value: &str) -> Vec<Extension> {
             let params = parts
                 .filter(|p| !p.is_empty())
                 .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (k.trim().to_string(), Some(v.trim().trim_matches('"').to_string())),
+                    Some((k, v)) => (
+                        k.trim().to_string(),
+                        Some(v.trim().trim_matches('"').to_string()),
+                    ),
                     None => (p.to_string(), None),
                 })
                 .collect();

@@ -150,7 +150,10 @@ impl ServerHandshake {
         } else {
             self.head.buf.extend_from_slice(data);
         }
-        Ok(self.request.as_ref().map_or(Status::Partial, Status::Complete))
+        Ok(self
+            .request
+            .as_ref()
+            .map_or(Status::Partial, Status::Complete))
     }
 
     /// The request, once [`receive`](Self::receive) completed it.
@@ -206,7 +209,9 @@ fn parse_request(head: &[u8], max_headers: usize) -> Result<Request, HandshakeEr
     let mut parsed = httparse::Request::new(&mut header_slots);
     match parsed.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(HandshakeError::Malformed("incomplete request")),
+        Ok(httparse::Status::Partial) => {
+            return Err(HandshakeError::Malformed("incomplete request"))
+        }
         Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::HeadersTooLarge),
         Err(e) => return Err(HandshakeError::Malformed(httparse_error(e))),
     }
@@ -222,7 +227,12 @@ fn parse_request(head: &[u8], max_headers: usize) -> Result<Request, HandshakeEr
         .iter()
         .map(|h| (h.name.to_string(), h.value.to_vec()))
         .collect();
-    let count = |name: &str| headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count();
+    let count = |name: &str| {
+        headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    };
 
     if count("Host") != 1 {
         return Err(HandshakeError::InvalidHeader("Host"));
@@ -282,9 +292,8 @@ pub(crate) fn httparse_error(e: httparse::Error) -> &'static str {
 /// Whether `s` is an HTTP token (RFC 9110 section 5.6.2).
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Whether `s` can be sent as a header value: no control characters but tab.
@@ -329,7 +338,10 @@ pub fn render_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Ve
         reason_phrase(status),
         body.len()
     );
-    for (name, value) in headers.iter().filter(|(n, v)| is_token(n) && is_field_value(v)) {
+    for (name, value) in headers
+        .iter()
+        .filter(|(n, v)| is_token(n) && is_field_value(v))
+    {
         out.push_str(name);
         out.push_str(": ");
         out.push_str(value);
