@@ -94,7 +94,7 @@ pub use connection::{Connection, Event, State};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use frame::{apply_mask, FrameHeader, OpCode, Role};
 pub use handshake::{
-    accept_key, render_response, Accept, ClientHandshake, ClientRequest, Request, Response,
+    accept_key, render_response, Accept, ClientHandshake, ClientRequest, Reject, Request, Response,
     ServerHandshake,
 };
 pub use message::{InvalidUtf8, Message, Utf8Bytes, Utf8Validator};

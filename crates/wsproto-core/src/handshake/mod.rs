@@ -8,7 +8,7 @@ pub(crate) mod server;
 pub use accept::{accept_key, WEBSOCKET_GUID};
 pub use client::{ClientHandshake, ClientRequest, Response};
 pub use negotiate::{parse_extensions, Extension};
-pub use server::{render_response, Accept, Request, ServerHandshake};
+pub use server::{render_response, Accept, Reject, Request, ServerHandshake};
 
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -95,6 +95,38 @@ impl Accept {
     }
 }
 
+/// How the application refuses a request: an HTTP status and a plain-text
+/// body explaining why.
+///
+/// ```
+/// use wsproto_core::Reject;
+/// let reject = Reject::new(404, "no such room");
+/// let bytes = reject.response();
+/// assert!(bytes.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The HTTP status, such as 400, 403 or 404.
+    pub status: u16,
+    /// The response body.
+    pub body: String,
+}
+
+impl Reject {
+    /// A rejection with this status and body.
+    pub fn new(status: u16, body: impl Into<String>) -> Reject {
+        Reject {
+            status,
+            body: body.into(),
+        }
+    }
+
+    /// The complete HTTP response.
+    pub fn response(&self) -> Vec<u8> {
+        render_response(self.status, &[], self.body.as_bytes())
+    }
+}
+
 /// The server side of the opening handshake, fed incrementally.
 ///
 /// ```
