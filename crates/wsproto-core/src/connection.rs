@@ -195,6 +195,15 @@ impl Connection {
 
     // ----- input -----------------------------------------------------------
 
+    /// Whether the caller should read more from the transport now: false
+    /// once the peer's close arrived or the connection failed (nothing more
+    /// will be parsed), and while the outgoing buffer is above
+    /// `Config::max_write_buffer` (write first, so the peer's pings cannot
+    /// pile up pongs faster than they drain).
+    pub fn wants_read(&self) -> bool {
+        !self.reading_done() && self.tx.len() <= self.config.max_write_buffer
+    }
+
     /// Hands the connection bytes read from the transport.
     ///
     /// Bytes that arrive after the peer's close frame, or after the

@@ -1,0 +1,147 @@
+//! Opening handshakes over an async transport.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wsproto_core::{
+    Accept, ClientHandshake, ClientRequest, Config, HandshakeError, Reject, Request, Response,
+    ServerHandshake, Status,
+};
+
+use crate::{Error, WebSocketStream};
+
+const HANDSHAKE_READ: usize = 4096;
+
+/// Accepts a WebSocket on `io` with the default configuration, for any path
+/// and without a subprotocol.
+pub async fn accept<S>(io: S) -> Result<WebSocketStream<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_with(io, Config::default(), |_| Ok(Accept::default())).await
+}
+
+/// Accepts a WebSocket on `io` after `callback` has seen the request (path,
+/// query, headers, offered subprotocols) and either accepted it, possibly
+/// with a subprotocol and extra headers, or rejected it with a status.
+///
+/// Invalid requests are answered with the right HTTP error (400, 405, 426,
+/// 431) and a rejection with the callback's status; both return
+/// `Err(Error::Handshake(..))` after the response is written.
+///
+/// ```no_run
+/// use wsproto_tokio::{Accept, Config, Reject};
+/// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), wsproto_tokio::Error> {
+/// let ws = wsproto_tokio::accept_with(tcp, Config::default(), |request| {
+///     if request.path() != "/ws/echo" {
+///         return Err(Reject::new(404, "no such endpoint"));
+///     }
+///     Ok(match request.subprotocols().iter().any(|p| p == "echo") {
+///         true => Accept::default().subprotocol("echo"),
+///         false => Accept::default(),
+///     })
+/// })
+/// .await?;
+/// # drop(ws); Ok(())
+/// # }
+/// ```
+pub async fn accept_with<S, F>(
+    mut io: S,
+    config: Config,
+    callback: F,
+) -> Result<WebSocketStream<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let mut hs = ServerHandshake::new(config);
+    let mut buf = vec![0u8; HANDSHAKE_READ];
+    let decision = loop {
+        let n = io.read(&mut buf).await?;
+        if n == 0 {
+            return Err(Error::AbnormalClosure);
+        }
+        match hs.receive(&buf[..n]) {
+            Ok(Status::Partial) => {}
+            Ok(Status::Complete(request)) => break callback(request),
+            Err(e) => return Err(refuse(io, e.response(), e).await),
+        }
+    };
+    let accept = match decision {
+        Ok(accept) => accept,
+        Err(reject) => {
+            let response = reject.response();
+            return Err(refuse(io, response, HandshakeError::Rejected(reject.status)).await);
+        }
+    };
+    match hs.accept(accept) {
+        Ok((response, conn)) => {
+            io.write_all(&response).await?;
+            io.flush().await?;
+            Ok(WebSocketStream::from_connection(io, conn))
+        }
+        Err(e) => Err(refuse(io, e.response(), e).await),
+    }
+}
+
+/// Writes an HTTP error response and shuts the transport down.
+async fn refuse<S: AsyncWrite + Unpin>(mut io: S, response: Vec<u8>, e: HandshakeError) -> Error {
+    // The peer may already be gone; the handshake error is what matters.
+    let _ = io.write_all(&response).await;
+    let _ = io.shutdown().await;
+    Error::Handshake(e)
+}
+
+/// Connects to a `ws://` URL with the default configuration.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsproto_tokio::Error> {
+/// let (ws, response) = wsproto_tokio::connect("ws://127.0.0.1:9527/ws/echo").await?;
+/// println!("subprotocol: {:?}", response.subprotocol());
+/// # drop(ws); Ok(())
+/// # }
+/// ```
+pub async fn connect(url: &str) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
+    connect_with(&ClientRequest::new(url)?, Config::default()).await
+}
+
+/// Connects as described by `request` (URL, subprotocols, headers).
+pub async fn connect_with(
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
+    if request.is_tls() {
+        return Err(Error::Unsupported(
+            "wss:// URLs need TLS support, which this build lacks",
+        ));
+    }
+    let tcp = TcpStream::connect((request.host(), request.port())).await?;
+    tcp.set_nodelay(true)?;
+    client(tcp, request, config).await
+}
+
+/// Runs the client handshake over a transport you opened (TCP, TLS, a
+/// Unix socket, an in-memory duplex).
+pub async fn client<S>(
+    mut io: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocketStream<S>, Response), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut hs = ClientHandshake::new(request, config);
+    io.write_all(hs.request_bytes()).await?;
+    io.flush().await?;
+    let mut buf = vec![0u8; HANDSHAKE_READ];
+    let response = loop {
+        let n = io.read(&mut buf).await?;
+        if n == 0 {
+            return Err(Error::AbnormalClosure);
+        }
+        if let Status::Complete(response) = hs.receive(&buf[..n])? {
+            break response.clone();
+        }
+    };
+    let conn = hs.into_connection()?;
+    Ok((WebSocketStream::from_connection(io, conn), response))
+}

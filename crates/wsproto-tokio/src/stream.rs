@@ -1,0 +1,480 @@
+//! [`WebSocketStream`]: a `Connection` driven over an `AsyncRead + AsyncWrite`.
+//!
+//! The stream and its split halves share one state behind a mutex that is
+//! only held inside a `poll_*` call, never across an await. Both halves may
+//! need the transport in either direction (the reader flushes automatic
+//! pongs and close replies, the writer flushes messages), and a transport
+//! keeps one waker per direction, so the transport is always polled with a
+//! waker that wakes both halves; each then retries what it was waiting for.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use wsproto_core::{
+    ChaChaSource, CloseCode, CloseFrame, Config, Connection, Event, Message, Role, State,
+};
+
+use crate::Error;
+
+/// Bytes to read from the transport per call at least.
+const READ_CHUNK: usize = 16 * 1024;
+/// The sink accepts messages until this many bytes wait to be written.
+const SINK_HIGH_WATER: usize = 128 * 1024;
+
+struct Inner<S> {
+    io: S,
+    conn: Connection,
+    start: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// A failure to report once the close frame it caused is written.
+    error: Option<Error>,
+    /// The stream has ended: `None` from now on.
+    done: bool,
+    /// The peer's close frame, once it arrived.
+    close_frame: Option<CloseFrame>,
+}
+
+/// Wakes whichever halves are waiting when the transport becomes ready.
+#[derive(Default)]
+struct Wakers {
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+}
+
+impl Wake for Wakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.reader.wake();
+        self.writer.wake();
+    }
+}
+
+struct Shared<S> {
+    inner: Mutex<Inner<S>>,
+    wakers: Arc<Wakers>,
+    both: Waker,
+}
+
+#[derive(Clone, Copy)]
+enum Half {
+    Reader,
+    Writer,
+}
+
+impl<S> Shared<S> {
+    /// Registers the caller's waker for its half, locks the state, and hands
+    /// back a waker that wakes both halves, to poll the transport with.
+    fn enter(&self, half: Half, cx: &Context<'_>) -> MutexGuard<'_, Inner<S>> {
+        match half {
+            Half::Reader => self.wakers.reader.register(cx.waker()),
+            Half::Writer => self.wakers.writer.register(cx.waker()),
+        }
+        // A panic while polling poisons the lock; the state is then unknown,
+        // but every operation on it is still memory-safe, so carry on and let
+        // the next I/O or protocol check report what is wrong.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    /// Writes out everything the connection has queued, then flushes.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(chunk) = self.conn.poll_transmit() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, chunk)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.conn.advance(n),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Runs the core's timers; true if one fired (state may have changed).
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            self.timer = None;
+            return false;
+        };
+        let now = self.now();
+        if deadline <= now {
+            self.conn.handle_timeout(now);
+            return true;
+        }
+        let when = self.start + deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(when)));
+        if timer.deadline() != when {
+            timer.as_mut().reset(when);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            let now = self.now();
+            self.conn.handle_timeout(now);
+            return true;
+        }
+        false
+    }
+
+    fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let written = match self.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(self.error.take().unwrap_or(Error::Io(e)))));
+                }
+                Poll::Pending => false,
+            };
+            if self.conn.state() == State::Closed {
+                if !written {
+                    return Poll::Pending;
+                }
+                // The close handshake is over (or failed, or timed out):
+                // collect the reason the core may hold, end the transport.
+                if self.error.is_none() {
+                    if let Err(e) = self.conn.poll_event() {
+                        self.error = Some(Error::Protocol(e));
+                    }
+                }
+                let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                self.done = true;
+                return Poll::Ready(self.error.take().map(Err));
+            }
+            if self.error.is_none() {
+                match self.conn.poll_event() {
+                    Ok(Some(Event::Message(message))) => return Poll::Ready(Some(Ok(message))),
+                    Ok(Some(Event::Close(frame))) => {
+                        self.close_frame = Some(frame);
+                        continue;
+                    }
+                    Ok(Some(Event::Ping(_) | Event::Pong(_))) => continue,
+                    Ok(None) => {}
+                    Err(e) => {
+                        // Report it once the close frame it queued is out.
+                        self.error = Some(Error::Protocol(e));
+                        continue;
+                    }
+                }
+            }
+            if self.poll_timer(cx) {
+                continue;
+            }
+            if !self.conn.wants_read() {
+                // Waiting for the transport to take our bytes (registered above).
+                return Poll::Pending;
+            }
+            let buf = self.conn.read_buf();
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
+            match ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.io),
+                cx,
+                buf
+            )) {
+                Ok(0) => {
+                    self.done = true;
+                    // After our close, a peer may just hang up: that ends it.
+                    if self.conn.state() == State::CloseSent {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(Error::AbnormalClosure)));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(Error::Io(e))));
+                }
+            }
+        }
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.conn.buffered_out() >= SINK_HIGH_WATER {
+            ready!(self.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Poll<Result<(), Error>> {
+        if self.conn.state() == State::Open {
+            self.conn.close(code, reason)?;
+        }
+        ready!(self.poll_write_out(cx))?;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A WebSocket over any async transport: a [`Stream`] of incoming
+/// [`Message`]s and a [`Sink`] for outgoing ones.
+///
+/// Pings are answered and the close handshake is completed for you; the
+/// stream ends (`None`) once the handshake is over, and
+/// [`close_frame`](WebSocketStream::close_frame) tells what the peer sent.
+/// Keepalive pings and the close timeout run while the stream is polled.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+///
+/// # async fn run() -> Result<(), wsproto_tokio::Error> {
+/// let (mut ws, _response) = wsproto_tokio::connect("ws://127.0.0.1:9527/ws/echo").await?;
+/// ws.send(wsproto_tokio::Message::text("hello")).await?;
+/// while let Some(message) = ws.next().await {
+///     println!("{:?}", message?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct WebSocketStream<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> std::fmt::Debug for WebSocketStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketStream").finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
+    /// Drives an open `Connection` (from a handshake done elsewhere) over `io`.
+    pub fn from_connection(io: S, conn: Connection) -> WebSocketStream<S> {
+        let wakers = Arc::new(Wakers::default());
+        WebSocketStream {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    io,
+                    conn,
+                    start: Instant::now(),
+                    timer: None,
+                    error: None,
+                    done: false,
+                    close_frame: None,
+                }),
+                both: Waker::from(wakers.clone()),
+                wakers,
+            }),
+        }
+    }
+
+    /// Wraps a transport whose HTTP upgrade already happened, such as the IO
+    /// that hyper hands over after a `101`, with any bytes that were read
+    /// past the handshake (`leftover`). Client connections get masking keys
+    /// from the operating system's CSPRNG.
+    ///
+    /// ```
+    /// # async fn run(io: tokio::net::TcpStream) {
+    /// use wsproto_tokio::{Config, Role, WebSocketStream};
+    /// let ws = WebSocketStream::from_upgraded(io, Role::Server, Config::default(), &[]);
+    /// # drop(ws);
+    /// # }
+    /// ```
+    pub fn from_upgraded(io: S, role: Role, config: Config, leftover: &[u8]) -> WebSocketStream<S> {
+        let mut conn = match role {
+            Role::Server => Connection::server(config),
+            Role::Client => Connection::client(config, Box::new(ChaChaSource::from_os())),
+        };
+        conn.receive(leftover);
+        WebSocketStream::from_connection(io, conn)
+    }
+
+    fn with<R>(
+        &self,
+        half: Half,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Inner<S>, &mut Context<'_>) -> R,
+    ) -> R {
+        let mut inner = self.shared.enter(half, cx);
+        let mut both = Context::from_waker(&self.shared.both);
+        f(&mut inner, &mut both)
+    }
+
+    /// Sends a close frame with `code` and `reason` and flushes it. Keep
+    /// reading until the stream ends to complete the handshake.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        std::future::poll_fn(|cx| {
+            self.with(Half::Writer, cx, |inner, cx| {
+                inner.poll_close(cx, code, reason)
+            })
+        })
+        .await
+    }
+
+    /// Sends a ping with up to 125 bytes of payload and flushes it.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        {
+            let mut inner = self.shared.inner.lock().unwrap_or_else(|p| p.into_inner());
+            inner.conn.ping(payload)?;
+        }
+        std::future::poll_fn(|cx| {
+            self.with(Half::Writer, cx, |inner, cx| inner.poll_write_out(cx))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The peer's close frame, once it arrived.
+    pub fn close_frame(&self) -> Option<CloseFrame> {
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .close_frame
+            .clone()
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .conn
+            .state()
+    }
+
+    /// Splits into a reading half and a writing half that can be used from
+    /// two tasks at once.
+    ///
+    /// ```no_run
+    /// use futures_util::{SinkExt, StreamExt};
+    /// # async fn run() -> Result<(), wsproto_tokio::Error> {
+    /// let (ws, _) = wsproto_tokio::connect("ws://127.0.0.1:9527/ws/echo").await?;
+    /// let (mut reader, mut writer) = ws.split();
+    /// tokio::spawn(async move {
+    ///     while let Some(Ok(message)) = reader.next().await {
+    ///         println!("{message:?}");
+    ///     }
+    /// });
+    /// writer.send(wsproto_tokio::Message::text("hi")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        (
+            WsReader {
+                stream: WebSocketStream {
+                    shared: self.shared.clone(),
+                },
+            },
+            WsWriter { stream: self },
+        )
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketStream<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.with(Half::Reader, cx, |inner, cx| inner.poll_next_message(cx))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(Half::Writer, cx, |inner, cx| inner.poll_ready(cx))
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        let mut inner = self.shared.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.conn.send(message)?;
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(Half::Writer, cx, |inner, cx| {
+            inner.poll_write_out(cx).map_err(Error::Io)
+        })
+    }
+
+    /// Sends a close frame with code 1000 (if none was sent) and flushes.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(Half::Writer, cx, |inner, cx| {
+            inner.poll_close(cx, CloseCode::Normal, "")
+        })
+    }
+}
+
+/// The reading half of a split [`WebSocketStream`]: a [`Stream`] of messages.
+///
+/// It also writes what reading calls for (pongs, the close reply), so
+/// keep polling it even if the application only sends.
+#[derive(Debug)]
+pub struct WsReader<S> {
+    stream: WebSocketStream<S>,
+}
+
+/// The writing half of a split [`WebSocketStream`]: a [`Sink`] of messages.
+#[derive(Debug)]
+pub struct WsWriter<S> {
+    stream: WebSocketStream<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
+    /// The peer's close frame, once it arrived.
+    pub fn close_frame(&self) -> Option<CloseFrame> {
+        self.stream.close_frame()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
+    /// Sends a close frame and flushes it; the reader sees the end of the
+    /// stream once the peer answers.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.stream.close(code, reason).await
+    }
+
+    /// Sends a ping with up to 125 bytes of payload.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.stream.ping(payload).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
+    type Item = Result<Message, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
+    type Error = Error;
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.stream).poll_ready(cx)
+    }
+    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        Pin::new(&mut self.stream).start_send(message)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.stream).poll_close(cx)
+    }
+}

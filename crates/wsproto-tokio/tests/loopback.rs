@@ -1,0 +1,424 @@
+//! The tokio adapter over real loopback TCP sockets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use wsproto_core::{ClientHandshake, Connection, Event, Status};
+use wsproto_tokio::{
+    Accept, ClientRequest, CloseCode, Config, Error, Message, Reject, Role, WebSocketStream,
+};
+
+const BIG: Config = Config {
+    max_header_size: 8 * 1024,
+    max_headers: 64,
+    max_frame_size: 16 << 20,
+    max_message_size: 64 << 20,
+    max_fragments: 65_536,
+    max_write_buffer: 16 << 20,
+    max_send_frame_size: None,
+    auto_pong: true,
+    keepalive_interval: None,
+    keepalive_timeout: Duration::from_secs(30),
+    close_timeout: Duration::from_secs(5),
+};
+
+/// An echo server; each connection's end (close frame or error) is reported.
+async fn echo_server(
+    config: Config,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Result<Option<(u16, String)>, String>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            let config = config.clone();
+            tokio::spawn(async move {
+                let mut ws = match wsproto_tokio::accept_with(
+                    tcp,
+                    config,
+                    |_| Ok(Accept::default()),
+                )
+                .await
+                {
+                    Ok(ws) => ws,
+                    Err(e) => return drop(tx.send(Err(e.to_string()))),
+                };
+                let end = loop {
+                    match ws.next().await {
+                        Some(Ok(m)) => {
+                            if let Err(e) = ws.send(m).await {
+                                break Err(e.to_string());
+                            }
+                        }
+                        Some(Err(e)) => break Err(e.to_string()),
+                        None => {
+                            break Ok(ws
+                                .close_frame()
+                                .map(|f| (u16::from(f.code), f.reason.to_string())))
+                        }
+                    }
+                };
+                let _ = tx.send(end);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("ws://{addr}{path}")
+}
+
+#[tokio::test]
+async fn echo_text_and_binary_at_boundary_sizes() {
+    let (addr, _ends) = echo_server(BIG).await;
+    let (mut ws, _) =
+        wsproto_tokio::connect_with(&ClientRequest::new(&url(addr, "/")).unwrap(), BIG)
+            .await
+            .unwrap();
+    for size in [0usize, 125, 126, 65535, 65536, 1 << 20] {
+        let binary: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        ws.send(Message::binary(binary.clone())).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(binary),
+            "binary {size}"
+        );
+        let text: String = "wsproto ✓ ".chars().cycle().take(size).collect();
+        ws.send(Message::text(text.as_str())).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text(text.as_str()),
+            "text {size}"
+        );
+    }
+    ws.close(CloseCode::Normal, "done").await.unwrap();
+    assert!(ws.next().await.is_none());
+    assert_eq!(ws.close_frame().unwrap().code, CloseCode::Normal);
+}
+
+#[tokio::test]
+async fn client_close_with_code_and_reason_reaches_the_server() {
+    let (addr, mut ends) = echo_server(Config::default()).await;
+    let (mut ws, _) = wsproto_tokio::connect(&url(addr, "/")).await.unwrap();
+    ws.close(CloseCode::Other(4000), "bye now").await.unwrap();
+    assert!(
+        ws.next().await.is_none(),
+        "stream ends once the server answers"
+    );
+    let echoed = ws.close_frame().unwrap();
+    assert_eq!(
+        echoed.code,
+        CloseCode::Other(4000),
+        "the server echoes our code"
+    );
+    assert_eq!(
+        ends.recv().await.unwrap(),
+        Ok(Some((4000, "bye now".to_string())))
+    );
+}
+
+#[tokio::test]
+async fn server_close_with_code_and_reason_reaches_the_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = wsproto_tokio::accept(tcp).await.unwrap();
+        ws.close(CloseCode::Restart, "restarting").await.unwrap();
+        assert!(ws.next().await.is_none());
+        ws.close_frame().unwrap().code
+    });
+    let (mut ws, _) = wsproto_tokio::connect(&url(addr, "/")).await.unwrap();
+    assert!(ws.next().await.is_none());
+    let frame = ws.close_frame().unwrap();
+    assert_eq!(
+        (frame.code, frame.reason.as_str()),
+        (CloseCode::Restart, "restarting")
+    );
+    assert_eq!(server.await.unwrap(), CloseCode::Restart);
+}
+
+/// A client driven by the core directly over a raw socket, to see frames the
+/// adapter hides (pongs, keepalive pings, close codes).
+struct RawClient {
+    tcp: TcpStream,
+    conn: Connection,
+}
+
+impl RawClient {
+    async fn connect(addr: SocketAddr, pipelined: &[u8]) -> RawClient {
+        let request = ClientRequest::new(&url(addr, "/")).unwrap();
+        let mut hs = ClientHandshake::new(&request, Config::default());
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let mut first = hs.request_bytes().to_vec();
+        first.extend_from_slice(pipelined);
+        tcp.write_all(&first).await.unwrap(); // request and frames in one write
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "server closed during handshake");
+            if let Status::Complete(_) = hs.receive(&buf[..n]).unwrap() {
+                break;
+            }
+        }
+        RawClient {
+            tcp,
+            conn: hs.into_connection().unwrap(),
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(chunk) = self.conn.poll_transmit() {
+            let n = chunk.len();
+            self.tcp.write_all(chunk).await.unwrap();
+            self.conn.advance(n);
+        }
+    }
+
+    /// The next event, or None on EOF.
+    async fn event(&mut self) -> Option<Event> {
+        let mut buf = [0u8; 65536];
+        loop {
+            if let Some(e) = self.conn.poll_event().unwrap() {
+                return Some(e);
+            }
+            let n = self.tcp.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return None;
+            }
+            self.conn.receive(&buf[..n]);
+        }
+    }
+}
+
+fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x11, 0x22, 0x33, 0x44];
+    let mut out = vec![b0, 0x80 | payload.len() as u8];
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+#[tokio::test]
+async fn frames_pipelined_behind_the_handshake_are_not_lost() {
+    let (addr, _ends) = echo_server(Config::default()).await;
+    let mut first = client_frame(0x81, b"first");
+    first.extend(client_frame(0x82, b"second"));
+    let mut raw = RawClient::connect(addr, &first).await;
+    assert_eq!(
+        raw.event().await,
+        Some(Event::Message(Message::text("first")))
+    );
+    assert_eq!(
+        raw.event().await,
+        Some(Event::Message(Message::binary(&b"second"[..])))
+    );
+}
+
+#[tokio::test]
+async fn pings_are_answered_with_pongs() {
+    let (addr, _ends) = echo_server(Config::default()).await;
+    let mut raw = RawClient::connect(addr, &[]).await;
+    raw.conn.ping(b"are you there").unwrap();
+    raw.flush().await;
+    assert_eq!(
+        raw.event().await,
+        Some(Event::Pong(bytes::Bytes::from_static(b"are you there")))
+    );
+}
+
+#[tokio::test]
+async fn protocol_violation_gets_close_1002_and_an_error() {
+    let (addr, mut ends) = echo_server(Config::default()).await;
+    let mut raw = RawClient::connect(addr, &[]).await;
+    raw.tcp.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap(); // unmasked
+    let Some(Event::Close(frame)) = raw.event().await else {
+        panic!("expected a close frame")
+    };
+    assert_eq!(frame.code, CloseCode::Protocol);
+    assert_eq!(
+        raw.event().await,
+        None,
+        "the server hangs up after its close"
+    );
+    let end = ends.recv().await.unwrap().unwrap_err();
+    assert!(end.contains("unmasked"), "{end}");
+}
+
+#[tokio::test]
+async fn keepalive_pings_and_gives_up_on_a_silent_peer() {
+    let config = Config {
+        keepalive_interval: Some(Duration::from_millis(100)),
+        keepalive_timeout: Duration::from_millis(200),
+        auto_pong: true,
+        ..Config::default()
+    };
+    let (addr, mut ends) = echo_server(config).await;
+    let mut raw = RawClient::connect(addr, &[]).await;
+    // Read the keepalive ping but never answer it (the core queues a pong;
+    // we do not flush it).
+    assert!(matches!(raw.event().await, Some(Event::Ping(_))));
+    let end = tokio::time::timeout(Duration::from_secs(5), ends.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(end.unwrap_err().contains("keepalive"));
+}
+
+#[tokio::test]
+async fn close_timeout_ends_a_connection_whose_peer_never_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let config = Config {
+            close_timeout: Duration::from_millis(300),
+            ..Config::default()
+        };
+        let mut ws = wsproto_tokio::accept_with(tcp, config, |_| Ok(Accept::default()))
+            .await
+            .unwrap();
+        ws.close(CloseCode::Normal, "").await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(ws.next().await.is_none());
+        started.elapsed()
+    });
+    let mut raw = RawClient::connect(addr, &[]).await;
+    assert!(matches!(raw.event().await, Some(Event::Close(_))));
+    // Never flush the reply. The server gives up after its close timeout.
+    let waited = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+}
+
+#[tokio::test]
+async fn rejection_reaches_the_client_as_its_status() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let result = wsproto_tokio::accept_with(tcp, Config::default(), |req| {
+            if req.path() == "/ok" {
+                Ok(Accept::default())
+            } else {
+                Err(Reject::new(404, "no such path"))
+            }
+        })
+        .await;
+        assert!(result.is_err());
+    });
+    let err = wsproto_tokio::connect(&url(addr, "/nope"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Handshake(wsproto_core::HandshakeError::UnexpectedStatus(404))
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn subprotocol_is_negotiated() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ws = wsproto_tokio::accept_with(tcp, Config::default(), |req| {
+            assert_eq!(req.subprotocols(), ["v1", "v2"]);
+            Ok(Accept::default().subprotocol("v2"))
+        })
+        .await
+        .unwrap();
+    });
+    let request = ClientRequest::new(&url(addr, "/"))
+        .unwrap()
+        .subprotocol("v1")
+        .subprotocol("v2");
+    let (_ws, response) = wsproto_tokio::connect_with(&request, Config::default())
+        .await
+        .unwrap();
+    assert_eq!(response.subprotocol(), Some("v2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_work_from_two_tasks() {
+    let (addr, _ends) = echo_server(Config::default()).await;
+    let (ws, _) = wsproto_tokio::connect(&url(addr, "/")).await.unwrap();
+    let (mut reader, mut writer) = ws.split();
+    const N: usize = 2000;
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(message) = reader.next().await {
+            got.push(message.unwrap());
+        }
+        (got, reader.close_frame())
+    });
+    let writing = tokio::spawn(async move {
+        for i in 0..N {
+            writer
+                .feed(Message::text(format!("message {i}")))
+                .await
+                .unwrap();
+        }
+        writer.flush().await.unwrap();
+        writer
+    });
+    let mut writer = writing.await.unwrap();
+    // Let every echo arrive before closing, then close from the writer half.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    writer.close(CloseCode::Normal, "all sent").await.unwrap();
+    let (got, close) = tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), N);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.as_text(), Some(format!("message {i}").as_str()));
+    }
+    assert_eq!(close.unwrap().code, CloseCode::Normal);
+}
+
+#[tokio::test]
+async fn from_upgraded_takes_the_leftover_bytes() {
+    // A server whose HTTP layer did the upgrade itself and read one frame too many.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let leftover = client_frame(0x81, b"early");
+        let mut ws =
+            WebSocketStream::from_upgraded(tcp, Role::Server, Config::default(), &leftover);
+        ws.next().await.unwrap().unwrap()
+    });
+    let _tcp = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(server.await.unwrap(), Message::text("early"));
+}
+
+#[tokio::test]
+async fn peer_vanishing_is_an_abnormal_closure() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = wsproto_tokio::accept(tcp).await.unwrap();
+        ws.next().await
+    });
+    let raw = RawClient::connect(addr, &[]).await;
+    drop(raw);
+    let end = server.await.unwrap().unwrap().unwrap_err();
+    assert!(matches!(end, Error::AbnormalClosure), "{end}");
+    assert_eq!(end.close_code(), Some(CloseCode::Abnormal));
+}
