@@ -25,6 +25,117 @@ pub struct Request {
 }
 
 impl Request {
+    /// Validates an upgrade request that an HTTP library already parsed
+    /// (hyper, axum, a custom server): the method, whether it is HTTP/1.1,
+    /// the request target and the headers as received.
+    ///
+    /// ```
+    /// use wsproto_core::{Accept, Request};
+    /// let headers = vec![
+    ///     ("Host".to_string(), b"example.com".to_vec()),
+    ///     ("Upgrade".to_string(), b"websocket".to_vec()),
+    ///     ("Connection".to_string(), b"Upgrade".to_vec()),
+    ///     ("Sec-WebSocket-Key".to_string(), b"dGhlIHNhbXBsZSBub25jZQ==".to_vec()),
+    ///     ("Sec-WebSocket-Version".to_string(), b"13".to_vec()),
+    /// ];
+    /// let request = Request::from_parts("GET", "/chat", true, headers).unwrap();
+    /// let headers = request.response_headers(&Accept::default()).unwrap();
+    /// assert!(headers.contains(&("Sec-WebSocket-Accept".into(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into())));
+    /// ```
+    pub fn from_parts(
+        method: &str,
+        target: &str,
+        http11: bool,
+        headers: Vec<Header>,
+    ) -> Result<Request, HandshakeError> {
+        if method != "GET" {
+            return Err(HandshakeError::MethodNotAllowed);
+        }
+        if !http11 {
+            return Err(HandshakeError::HttpVersion);
+        }
+        let count = |name: &str| {
+            headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .count()
+        };
+        if count("Host") != 1 {
+            return Err(HandshakeError::InvalidHeader("Host"));
+        }
+        let upgrade = joined_header(&headers, "Upgrade").unwrap_or_default();
+        if !has_token(upgrade.as_bytes(), "websocket") {
+            return Err(HandshakeError::InvalidHeader("Upgrade"));
+        }
+        let connection = joined_header(&headers, "Connection").unwrap_or_default();
+        if !has_token(connection.as_bytes(), "upgrade") {
+            return Err(HandshakeError::InvalidHeader("Connection"));
+        }
+        match joined_header(&headers, "Sec-WebSocket-Version") {
+            None => return Err(HandshakeError::InvalidHeader("Sec-WebSocket-Version")),
+            Some(v) if v.trim() == "13" => {}
+            Some(_) => return Err(HandshakeError::UnsupportedVersion),
+        }
+        if count("Sec-WebSocket-Key") != 1 {
+            return Err(HandshakeError::InvalidKey);
+        }
+        let key = find_header(&headers, "Sec-WebSocket-Key")
+            .and_then(|k| core::str::from_utf8(k).ok())
+            .map(str::trim)
+            .unwrap_or_default();
+        match STANDARD.decode(key) {
+            Ok(raw) if raw.len() == 16 => {}
+            _ => return Err(HandshakeError::InvalidKey),
+        }
+        let key = key.to_string();
+        let subprotocols = joined_header(&headers, "Sec-WebSocket-Protocol")
+            .map(|v| split_list(&v).map(str::to_string).collect())
+            .unwrap_or_default();
+        let extensions = joined_header(&headers, "Sec-WebSocket-Extensions")
+            .map(|v| parse_extensions(&v))
+            .unwrap_or_default();
+        Ok(Request {
+            target: target.to_string(),
+            headers,
+            subprotocols,
+            extensions,
+            key,
+        })
+    }
+
+    /// The headers of the `101 Switching Protocols` response that accepts
+    /// this request as `accept` says, for HTTP libraries that write the
+    /// response themselves. Fails if the subprotocol was not offered or an
+    /// extra header is not a valid name and value.
+    pub fn response_headers(
+        &self,
+        accept: &Accept,
+    ) -> Result<Vec<(String, String)>, HandshakeError> {
+        let mut headers = alloc::vec![
+            ("Upgrade".to_string(), "websocket".to_string()),
+            ("Connection".to_string(), "Upgrade".to_string()),
+            (
+                "Sec-WebSocket-Accept".to_string(),
+                accept_key(self.key.as_bytes())
+            ),
+        ];
+        if let Some(protocol) = &accept.subprotocol {
+            if !self.subprotocols.iter().any(|p| p == protocol) {
+                return Err(HandshakeError::InvalidAccept(
+                    "subprotocol not offered by the client",
+                ));
+            }
+            headers.push(("Sec-WebSocket-Protocol".to_string(), protocol.clone()));
+        }
+        for (name, value) in &accept.headers {
+            if !is_token(name) || !is_field_value(value) {
+                return Err(HandshakeError::InvalidAccept("invalid response header"));
+            }
+            headers.push((name.clone(), value.clone()));
+        }
+        Ok(headers)
+    }
+
     /// The request target as sent: path and query.
     pub fn target(&self) -> &str {
         &self.target
@@ -200,29 +311,11 @@ impl ServerHandshake {
         let request = self
             .request
             .ok_or(HandshakeError::InvalidAccept("the request is not complete"))?;
-        let mut response = String::from(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-        );
-        response.push_str("Sec-WebSocket-Accept: ");
-        response.push_str(&accept_key(request.key.as_bytes()));
-        response.push_str("\r\n");
-        if let Some(protocol) = &accept.subprotocol {
-            if !request.subprotocols.iter().any(|p| p == protocol) {
-                return Err(HandshakeError::InvalidAccept(
-                    "subprotocol not offered by the client",
-                ));
-            }
-            response.push_str("Sec-WebSocket-Protocol: ");
-            response.push_str(protocol);
-            response.push_str("\r\n");
-        }
-        for (name, value) in &accept.headers {
-            if !is_token(name) || !is_field_value(value) {
-                return Err(HandshakeError::InvalidAccept("invalid response header"));
-            }
-            response.push_str(name);
+        let mut response = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+        for (name, value) in request.response_headers(&accept)? {
+            response.push_str(&name);
             response.push_str(": ");
-            response.push_str(value);
+            response.push_str(&value);
             response.push_str("\r\n");
         }
         response.push_str("\r\n");
@@ -247,66 +340,17 @@ fn parse_request(head: &[u8], max_headers: usize) -> Result<Request, HandshakeEr
         Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::HeadersTooLarge),
         Err(e) => return Err(HandshakeError::Malformed(httparse_error(e))),
     }
-    if parsed.method != Some("GET") {
-        return Err(HandshakeError::MethodNotAllowed);
-    }
-    if parsed.version != Some(1) {
-        return Err(HandshakeError::HttpVersion);
-    }
-    let target = parsed.path.unwrap_or("/").to_string();
-    let headers: Vec<Header> = parsed
+    let headers = parsed
         .headers
         .iter()
         .map(|h| (h.name.to_string(), h.value.to_vec()))
         .collect();
-    let count = |name: &str| {
-        headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .count()
-    };
-
-    if count("Host") != 1 {
-        return Err(HandshakeError::InvalidHeader("Host"));
-    }
-    let upgrade = joined_header(&headers, "Upgrade").unwrap_or_default();
-    if !has_token(upgrade.as_bytes(), "websocket") {
-        return Err(HandshakeError::InvalidHeader("Upgrade"));
-    }
-    let connection = joined_header(&headers, "Connection").unwrap_or_default();
-    if !has_token(connection.as_bytes(), "upgrade") {
-        return Err(HandshakeError::InvalidHeader("Connection"));
-    }
-    match joined_header(&headers, "Sec-WebSocket-Version") {
-        None => return Err(HandshakeError::InvalidHeader("Sec-WebSocket-Version")),
-        Some(v) if v.trim() == "13" => {}
-        Some(_) => return Err(HandshakeError::UnsupportedVersion),
-    }
-    if count("Sec-WebSocket-Key") != 1 {
-        return Err(HandshakeError::InvalidKey);
-    }
-    let key = find_header(&headers, "Sec-WebSocket-Key")
-        .and_then(|k| core::str::from_utf8(k).ok())
-        .map(str::trim)
-        .unwrap_or_default();
-    match STANDARD.decode(key) {
-        Ok(raw) if raw.len() == 16 => {}
-        _ => return Err(HandshakeError::InvalidKey),
-    }
-    let key = key.to_string();
-    let subprotocols = joined_header(&headers, "Sec-WebSocket-Protocol")
-        .map(|v| split_list(&v).map(str::to_string).collect())
-        .unwrap_or_default();
-    let extensions = joined_header(&headers, "Sec-WebSocket-Extensions")
-        .map(|v| parse_extensions(&v))
-        .unwrap_or_default();
-    Ok(Request {
-        target,
+    Request::from_parts(
+        parsed.method.unwrap_or(""),
+        parsed.path.unwrap_or("/"),
+        parsed.version == Some(1),
         headers,
-        subprotocols,
-        extensions,
-        key,
-    })
+    )
 }
 
 pub(crate) fn httparse_error(e: httparse::Error) -> &'static str {
