@@ -18,19 +18,29 @@ fn config() -> Config {
     }
 }
 
-async fn open(url: &str) -> Result<wsproto_tokio::WebSocketStream<tokio::net::TcpStream>, wsproto_tokio::Error> {
+async fn open(
+    url: &str,
+) -> Result<wsproto_tokio::WebSocketStream<tokio::net::TcpStream>, wsproto_tokio::Error> {
     let request = ClientRequest::new(url)?;
     Ok(wsproto_tokio::connect_with(&request, config()).await?.0)
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let base = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:9002".to_string());
-    let agent = std::env::args().nth(2).unwrap_or_else(|| "wsproto-tokio-client".to_string());
+    let base = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9002".to_string());
+    let agent = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "wsproto-tokio-client".to_string());
 
     let mut ws = open(&format!("{base}/getCaseCount")).await?;
     let count: u32 = match ws.next().await {
-        Some(Ok(message)) => message.as_text().ok_or("case count is not text")?.trim().parse()?,
+        Some(Ok(message)) => message
+            .as_text()
+            .ok_or("case count is not text")?
+            .trim()
+            .parse()?,
         other => return Err(format!("no case count: {other:?}").into()),
     };
     while ws.next().await.is_some() {}

@@ -20,14 +20,21 @@ fn config() -> Config {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".to_string());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_string());
     let listener = TcpListener::bind(&addr).await?;
-    eprintln!("autobahn testee (tokio server) on ws://{}", listener.local_addr()?);
+    eprintln!(
+        "autobahn testee (tokio server) on ws://{}",
+        listener.local_addr()?
+    );
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
         tokio::spawn(async move {
-            let Ok(mut ws) = wsproto_tokio::accept_with(tcp, config(), |_| Ok(Accept::default())).await else {
+            let Ok(mut ws) =
+                wsproto_tokio::accept_with(tcp, config(), |_| Ok(Accept::default())).await
+            else {
                 return;
             };
             while let Some(Ok(message)) = ws.next().await {

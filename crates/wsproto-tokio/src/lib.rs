@@ -44,6 +44,6 @@ pub use error::Error;
 pub use handshake::{accept, accept_with, client, connect, connect_with};
 pub use stream::{WebSocketStream, WsReader, WsWriter};
 pub use wsproto_core::{
-    Accept, ClientRequest, CloseCode, CloseFrame, Config, Message, Reject, Request, Response, Role,
-    State, Utf8Bytes,
+    Accept, ClientRequest, CloseCode, CloseFrame, Config, Event, Message, Reject, Request,
+    Response, Role, State, Utf8Bytes,
 };

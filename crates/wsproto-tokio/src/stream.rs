@@ -132,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         false
     }
 
-    fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+    fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -162,12 +162,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
             if self.error.is_none() {
                 match self.conn.poll_event() {
-                    Ok(Some(Event::Message(message))) => return Poll::Ready(Some(Ok(message))),
-                    Ok(Some(Event::Close(frame))) => {
-                        self.close_frame = Some(frame);
-                        continue;
+                    Ok(Some(event)) => {
+                        if let Event::Close(frame) = &event {
+                            self.close_frame = Some(frame.clone());
+                        }
+                        return Poll::Ready(Some(Ok(event)));
                     }
-                    Ok(Some(Event::Ping(_) | Event::Pong(_))) => continue,
                     Ok(None) => {}
                     Err(e) => {
                         // Report it once the close frame it queued is out.
@@ -205,6 +205,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     self.done = true;
                     return Poll::Ready(Some(Err(Error::Io(e))));
                 }
+            }
+        }
+    }
+
+    fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            match ready!(self.poll_next_event(cx)) {
+                Some(Ok(Event::Message(message))) => return Poll::Ready(Some(Ok(message))),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
             }
         }
     }
@@ -337,6 +348,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         Ok(())
     }
 
+    /// The next event of any kind: messages, and also the pings, pongs and
+    /// close frame that the [`Stream`] implementation handles silently (pongs
+    /// and the close reply are still sent automatically). `None` once the
+    /// connection is over.
+    ///
+    /// ```no_run
+    /// use wsproto_tokio::Event;
+    /// # async fn run(mut ws: wsproto_tokio::WebSocketStream<tokio::net::TcpStream>) -> Result<(), wsproto_tokio::Error> {
+    /// ws.ping(b"rtt").await?;
+    /// while let Some(event) = ws.next_event().await {
+    ///     if let Event::Pong(payload) = event? {
+    ///         assert_eq!(&payload[..], b"rtt");
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next_event(&mut self) -> Option<Result<Event, Error>> {
+        std::future::poll_fn(|cx| {
+            self.with(Half::Reader, cx, |inner, cx| inner.poll_next_event(cx))
+        })
+        .await
+    }
+
     /// The peer's close frame, once it arrived.
     pub fn close_frame(&self) -> Option<CloseFrame> {
         self.shared
@@ -437,6 +473,11 @@ pub struct WsWriter<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
+    /// The next event of any kind, as [`WebSocketStream::next_event`].
+    pub async fn next_event(&mut self) -> Option<Result<Event, Error>> {
+        self.stream.next_event().await
+    }
+
     /// The peer's close frame, once it arrived.
     pub fn close_frame(&self) -> Option<CloseFrame> {
         self.stream.close_frame()
