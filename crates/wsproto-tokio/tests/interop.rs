@@ -177,11 +177,10 @@ async fn our_client_against_python_websockets_server() {
     }
     // Ping: the server's pong comes back with our payload.
     ws.ping(b"rust ping").await.unwrap();
-    loop {
-        match ws.next_event().await.unwrap().unwrap() {
-            Event::Pong(payload) => break assert_eq!(&payload[..], b"rust ping"),
-            other => panic!("unexpected {other:?}"),
-        }
+    match ws.next_event().await.unwrap().unwrap() {
+        Event::Pong(payload) => assert_eq!(&payload[..], b"rust ping"),
+        other => panic!("expected the pong, got {other:?}"),
+    }
     }
     ws.close(CloseCode::Other(4003), "rust done").await.unwrap();
     assert!(ws.next().await.is_none());
