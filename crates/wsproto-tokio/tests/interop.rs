@@ -181,7 +181,6 @@ async fn our_client_against_python_websockets_server() {
         Event::Pong(payload) => assert_eq!(&payload[..], b"rust ping"),
         other => panic!("expected the pong, got {other:?}"),
     }
-    }
     ws.close(CloseCode::Other(4003), "rust done").await.unwrap();
     assert!(ws.next().await.is_none());
     assert_eq!(ws.close_frame().unwrap().code, CloseCode::Other(4003));
