@@ -52,8 +52,17 @@ fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
 /// first 8-byte boundary) and the tail are done byte by byte, and the key is
 /// rotated by the length of the head so that the words see the right phase.
 fn apply_mask_aligned_key(buf: &mut [u8], key: [u8; 4]) {
-    if buf.len() < 16 {
-        mask_bytes(buf, key);
+    if buf.len() < 32 {
+        // Short payloads (chat messages, pings): 4-byte words, no alignment
+        // prologue; the key phase never changes because words are 4 bytes.
+        let key32 = u32::from_ne_bytes(key);
+        let mut words = buf.chunks_exact_mut(4);
+        for word in &mut words {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(word);
+            word.copy_from_slice(&(u32::from_ne_bytes(w) ^ key32).to_ne_bytes());
+        }
+        mask_bytes(words.into_remainder(), key);
         return;
     }
     let head_len = buf.as_ptr().align_offset(8).min(buf.len());
