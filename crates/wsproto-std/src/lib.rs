@@ -1,0 +1,380 @@
+//! A blocking WebSocket adapter over the sans-IO [`wsproto_core`] state
+//! machine, for any `Read + Write` transport.
+//!
+//! The adapter only moves bytes and time; the core parses, validates,
+//! answers pings and completes the close handshake.
+//!
+//! - Servers: [`accept`] or [`accept_with`] (a callback sees the request and
+//!   accepts with a subprotocol or rejects with a status).
+//! - Clients: [`connect`] a `ws://` URL, or [`client`] over a transport you
+//!   opened.
+//! - [`WebSocket::read`] returns the next message; [`WebSocket::send`]
+//!   queues and flushes one; [`WebSocket::close`] starts the close handshake.
+//!
+//! Non-blocking sockets work after the handshake: a `WouldBlock` comes back
+//! as [`Error::Io`] and loses nothing. Bytes already read stay in the core;
+//! a message whose write would block stays queued until [`WebSocket::flush`].
+//!
+//! # An echo server, a thread per connection
+//!
+//! ```no_run
+//! use std::net::TcpListener;
+//!
+//! let listener = TcpListener::bind("127.0.0.1:8003")?;
+//! for tcp in listener.incoming() {
+//!     let tcp = tcp?;
+//!     std::thread::spawn(move || {
+//!         let Ok(mut ws) = wsproto_std::accept(tcp) else { return };
+//!         while let Ok(message) = ws.read() {
+//!             if ws.send(message).is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     });
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+pub use error::Error;
+pub use wsproto_core::{
+    Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, Event, Message, Reject,
+    Request, Response, State,
+};
+use wsproto_core::{ClientHandshake, HandshakeError, ServerHandshake, Status};
+
+/// Bytes read from the transport per call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A WebSocket over a blocking or non-blocking `Read + Write` transport.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+    start: Instant,
+    close_frame: Option<CloseFrame>,
+    /// The peer closed the transport.
+    eof: bool,
+}
+
+impl<S: Read + Write> WebSocket<S> {
+    /// Drives an open `Connection` (from a handshake done elsewhere) over
+    /// `stream`.
+    pub fn from_connection(stream: S, conn: Connection) -> WebSocket<S> {
+        WebSocket {
+            stream,
+            conn,
+            start: Instant::now(),
+            close_frame: None,
+            eof: false,
+        }
+    }
+
+    /// Reads until the next message. Pings are answered and the close
+    /// handshake is completed on the way; once it is over this returns
+    /// [`Error::ConnectionClosed`] with the peer's close frame.
+    ///
+    /// Keepalive pings and the close timeout (see [`Config`]) are checked
+    /// whenever this is called; on a blocking socket, give it a read timeout
+    /// (`TcpStream::set_read_timeout`) so that timers run while the peer is
+    /// silent; a read that times out then comes back as [`Error::Io`].
+    pub fn read(&mut self) -> Result<Message, Error> {
+        loop {
+            if let Event::Message(message) = self.read_event()? {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// Reads until the next event of any kind: messages, pings, pongs and
+    /// the peer's close frame (pongs and the close reply are still sent
+    /// automatically).
+    pub fn read_event(&mut self) -> Result<Event, Error> {
+        loop {
+            // Pongs and close replies go out before we wait for more input.
+            match self.flush() {
+                Ok(()) => {}
+                Err(e) if e.is_would_block() => {}
+                Err(e) => return Err(e),
+            }
+            match self.conn.poll_event() {
+                Ok(Some(event)) => {
+                    if let Event::Close(frame) = &event {
+                        self.close_frame = Some(frame.clone());
+                    }
+                    return Ok(event);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Best effort: the close frame the violation called for.
+                    let _ = self.flush();
+                    return Err(Error::Protocol(e));
+                }
+            }
+            if self.conn.state() == State::Closed {
+                return Err(Error::ConnectionClosed(self.close_frame.clone()));
+            }
+            if self.run_timers() {
+                continue;
+            }
+            if self.eof {
+                return Err(self.end_of_stream());
+            }
+            if !self.conn.wants_read() {
+                // Above the write buffer's high-water mark: wait for the
+                // transport to take our bytes before reading more.
+                self.flush()?;
+                continue;
+            }
+            match self.fill() {
+                Ok(0) => {
+                    self.eof = true;
+                    return Err(self.end_of_stream());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // A read timeout may be what lets a timer fire.
+                    if self.run_timers() {
+                        continue;
+                    }
+                    return Err(Error::Io(e));
+                }
+            }
+        }
+    }
+
+    /// Reads once from the transport straight into the core's buffer.
+    fn fill(&mut self) -> io::Result<usize> {
+        let buf = self.conn.read_buf();
+        let len = buf.len();
+        buf.resize(len + READ_CHUNK, 0);
+        let result = self.stream.read(&mut buf[len..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        buf.truncate(len + n);
+        result
+    }
+
+    fn end_of_stream(&self) -> Error {
+        match self.conn.state() {
+            // After our close a peer may just hang up.
+            State::CloseSent | State::Closed => Error::ConnectionClosed(self.close_frame.clone()),
+            _ => Error::AbnormalClosure,
+        }
+    }
+
+    /// Runs the core's timers if one is due; true if one ran.
+    fn run_timers(&mut self) -> bool {
+        let now = self.start.elapsed();
+        match self.conn.poll_timeout() {
+            Some(deadline) if deadline <= now => {
+                self.conn.handle_timeout(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues a message and flushes it. On a non-blocking socket a
+    /// `WouldBlock` leaves the rest queued: call [`flush`](Self::flush) later.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.conn.send(message)?;
+        self.flush()
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush()
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.conn.send_binary(data)?;
+        self.flush()
+    }
+
+    /// Sends a ping with up to 125 bytes of payload; the pong arrives as
+    /// [`Event::Pong`] from [`read_event`](Self::read_event).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.ping(payload)?;
+        self.flush()
+    }
+
+    /// Starts the close handshake: sends a close frame with `code` and a
+    /// reason of at most 123 bytes. Keep calling [`read`](Self::read) until
+    /// it returns [`Error::ConnectionClosed`] to complete it.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush()
+    }
+
+    /// Writes everything queued, then flushes the transport.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        while let Some(chunk) = self.conn.poll_transmit() {
+            match self.stream.write(chunk) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.conn.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.conn.state()
+    }
+
+    /// The peer's close frame, once it arrived.
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        self.close_frame.as_ref()
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The transport, mutably (to set timeouts or non-blocking mode).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Gives back the transport.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+/// Accepts a WebSocket on `stream` for any path, without a subprotocol.
+pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
+    accept_with(stream, Config::default(), |_| Ok(Accept::default()))
+}
+
+/// Accepts a WebSocket on `stream` after `callback` has seen the request
+/// (path, query, headers, offered subprotocols) and accepted it, possibly
+/// with a subprotocol and extra headers, or rejected it with a status.
+///
+/// Invalid requests get their HTTP error (400, 405, 426, 431) and a
+/// rejection gets the callback's status; both return `Err(Error::Handshake)`
+/// after the response is written. The handshake needs a blocking stream;
+/// switch to non-blocking afterwards if you like.
+///
+/// ```no_run
+/// use wsproto_std::{Accept, Config, Reject};
+/// # fn run(tcp: std::net::TcpStream) -> Result<(), wsproto_std::Error> {
+/// let ws = wsproto_std::accept_with(tcp, Config::default(), |request| {
+///     match request.path() {
+///         "/ws/echo" => Ok(Accept::default()),
+///         _ => Err(Reject::new(404, "no such endpoint")),
+///     }
+/// })?;
+/// # drop(ws); Ok(())
+/// # }
+/// ```
+pub fn accept_with<S, F>(mut stream: S, config: Config, callback: F) -> Result<WebSocket<S>, Error>
+where
+    S: Read + Write,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let mut hs = ServerHandshake::new(config);
+    let mut buf = [0u8; 4096];
+    let decision = loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Err(Error::AbnormalClosure),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        match hs.receive(&buf[..n]) {
+            Ok(Status::Partial) => {}
+            Ok(Status::Complete(request)) => break callback(request),
+            Err(e) => return Err(refuse(stream, &e.response(), e)),
+        }
+    };
+    let accept = match decision {
+        Ok(accept) => accept,
+        Err(reject) => {
+            return Err(refuse(
+                stream,
+                &reject.response(),
+                HandshakeError::Rejected(reject.status),
+            ))
+        }
+    };
+    match hs.accept(accept) {
+        Ok((response, conn)) => {
+            stream.write_all(&response)?;
+            stream.flush()?;
+            Ok(WebSocket::from_connection(stream, conn))
+        }
+        Err(e) => Err(refuse(stream, &e.response(), e)),
+    }
+}
+
+fn refuse<S: Write>(mut stream: S, response: &[u8], e: HandshakeError) -> Error {
+    // The peer may be gone already; the handshake error is what matters.
+    let _ = stream.write_all(response).and_then(|()| stream.flush());
+    Error::Handshake(e)
+}
+
+/// Connects to a `ws://` URL with the default configuration.
+///
+/// ```no_run
+/// let (mut ws, _response) = wsproto_std::connect("ws://127.0.0.1:8003/")?;
+/// ws.send_text("hello")?;
+/// println!("{:?}", ws.read()?);
+/// # Ok::<(), wsproto_std::Error>(())
+/// ```
+pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response), Error> {
+    connect_with(&ClientRequest::new(url)?, Config::default())
+}
+
+/// Connects as described by `request` (URL, subprotocols, headers).
+pub fn connect_with(
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocket<TcpStream>, Response), Error> {
+    if request.is_tls() {
+        return Err(Error::Unsupported(
+            "wss:// URLs need TLS support, which this build lacks",
+        ));
+    }
+    let tcp = TcpStream::connect((request.host(), request.port()))?;
+    tcp.set_nodelay(true)?;
+    client(tcp, request, config)
+}
+
+/// Runs the client handshake over a transport you opened.
+pub fn client<S: Read + Write>(
+    mut stream: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocket<S>, Response), Error> {
+    let mut hs = ClientHandshake::new(request, config);
+    stream.write_all(hs.request_bytes())?;
+    stream.flush()?;
+    let mut buf = [0u8; 4096];
+    let response = loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Err(Error::AbnormalClosure),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        if let Status::Complete(response) = hs.receive(&buf[..n])? {
+            break response.clone();
+        }
+    };
+    let conn = hs.into_connection()?;
+    Ok((WebSocket::from_connection(stream, conn), response))
+}
