@@ -1,0 +1,399 @@
+//! The wsproto demo server: an echo page, a group chat and a private
+//! (one-to-one) chat, served from one port.
+//!
+//! HTTP and the upgrade go through hyper; each upgraded connection becomes a
+//! [`wsproto_tokio::WebSocketStream`] through `from_upgraded`, after the
+//! request was validated by the core's handshake ([`wsproto_core::Request::from_parts`]).
+//!
+//! | path | what |
+//! |---|---|
+//! | `/` | index linking the pages |
+//! | `/echo`, `/ws/echo` | page and WebSocket: every text and binary message comes back |
+//! | `/chat`, `/ws/chat?name=NAME` | group chat: each text frame is a message for everyone else |
+//! | `/private`, `/ws/private/<user>` | private chat: each text frame is `{"from_user","to_user","info"}` for one user |
+//!
+//! The server's JSON events are described in [`protocol`].
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9527").await?;
+//! wsproto_chat::serve(listener, wsproto_chat::Limits::default()).await
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod protocol;
+pub mod room;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request as HttpRequest, Response as HttpResponse, StatusCode, Version};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wsproto_core::{Accept, HandshakeError, Request};
+use wsproto_tokio::{CloseCode, Config, Message, Role, WebSocketStream, WsReader, WsWriter};
+
+use protocol::{percent_decode, validate_name, PrivateMessage, ServerEvent};
+use room::{Member, Outgoing, Room, QUEUE_LEN};
+
+const INDEX: &str = include_str!("../static/index.html");
+const ECHO: &str = include_str!("../static/echo.html");
+const CHAT: &str = include_str!("../static/chat.html");
+const PRIVATE: &str = include_str!("../static/private.html");
+const STYLE: &str = include_str!("../static/style.css");
+
+/// Limits of the chat server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest message on the chat routes; bigger ones close with 1009.
+    pub chat_message: usize,
+    /// Largest message on the echo route.
+    pub echo_message: usize,
+    /// Keepalive ping interval for every WebSocket.
+    pub keepalive: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            chat_message: 64 * 1024,
+            echo_message: 16 << 20,
+            keepalive: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Server {
+    limits: Limits,
+    group: Room,
+    private: Room,
+}
+
+type Body = Full<Bytes>;
+
+/// Serves HTTP and WebSockets on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, limits: Limits) -> std::io::Result<()> {
+    let server = Arc::new(Server {
+        limits,
+        group: Room::default(),
+        private: Room::default(),
+    });
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(route(server, req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn route(server: Arc<Server>, req: HttpRequest<Incoming>) -> HttpResponse<Body> {
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/" => page(INDEX, "text/html; charset=utf-8"),
+        "/echo" => page(ECHO, "text/html; charset=utf-8"),
+        "/chat" => page(CHAT, "text/html; charset=utf-8"),
+        "/private" => page(PRIVATE, "text/html; charset=utf-8"),
+        "/style.css" => page(STYLE, "text/css; charset=utf-8"),
+        "/ws/echo" => upgrade(server, req, Route::Echo),
+        "/ws/chat" => upgrade(server, req, Route::Group),
+        p if p.starts_with("/ws/private/") => {
+            let user = percent_decode(&p["/ws/private/".len()..]).unwrap_or_default();
+            upgrade(server, req, Route::Private(user))
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn page(body: &'static str, content_type: &'static str) -> HttpResponse<Body> {
+    let mut response = HttpResponse::new(Full::new(Bytes::from_static(body.as_bytes())));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse<Body> {
+    let mut response = HttpResponse::new(Full::new(Bytes::from(body.into())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+enum Route {
+    Echo,
+    Group,
+    Private(String),
+}
+
+/// Validates the upgrade with the core's handshake, answers 101, and hands
+/// the upgraded IO to the route's handler.
+fn upgrade(
+    server: Arc<Server>,
+    mut req: HttpRequest<Incoming>,
+    route: Route,
+) -> HttpResponse<Body> {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let http11 = req.version() == Version::HTTP_11;
+    let request = match Request::from_parts(req.method().as_str(), &target, http11, headers) {
+        Ok(request) => request,
+        Err(e) => return handshake_error(&e, req.method()),
+    };
+    let response_headers = match request.response_headers(&Accept::default()) {
+        Ok(h) => h,
+        Err(e) => return handshake_error(&e, req.method()),
+    };
+    let limit = match route {
+        Route::Echo => server.limits.echo_message,
+        _ => server.limits.chat_message,
+    };
+    let config = Config {
+        max_message_size: limit,
+        max_frame_size: limit,
+        keepalive_interval: Some(server.limits.keepalive),
+        ..Config::default()
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let ws = WebSocketStream::from_upgraded(TokioIo::new(upgraded), Role::Server, config, &[]);
+        match route {
+            Route::Echo => echo(ws).await,
+            Route::Group => group_chat(server, ws, &request).await,
+            Route::Private(user) => private_chat(server, ws, user).await,
+        }
+    });
+    let mut response = HttpResponse::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for (name, value) in response_headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn handshake_error(e: &HandshakeError, method: &Method) -> HttpResponse<Body> {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = text(status, format!("{e}\n"));
+    if e.status() == 426 {
+        response
+            .headers_mut()
+            .insert("Sec-WebSocket-Version", HeaderValue::from_static("13"));
+    }
+    if e.status() == 405 && method != Method::GET {
+        response
+            .headers_mut()
+            .insert("Allow", HeaderValue::from_static("GET"));
+    }
+    response
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+async fn echo(mut ws: Ws) {
+    while let Some(Ok(message)) = ws.next().await {
+        if ws.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Starts the writer task of one chat connection and returns the member
+/// handle the rooms use to reach it.
+fn start_writer(mut writer: WsWriter<TokioIo<hyper::upgrade::Upgraded>>) -> Member {
+    let (queue, mut rx) = mpsc::channel::<Outgoing>(QUEUE_LEN);
+    let kick = CancellationToken::new();
+    let member = Member {
+        queue,
+        kick: kick.clone(),
+    };
+    tokio::spawn(async move {
+        loop {
+            let item = tokio::select! {
+                item = rx.recv() => item,
+                () = kick.cancelled() => break,
+            };
+            let done = match item {
+                Some(Outgoing::Send(message)) => tokio::select! {
+                    result = writer.send(message) => result.is_err(),
+                    () = kick.cancelled() => true,
+                },
+                Some(Outgoing::Close(code, reason)) => {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), writer.close(code, &reason))
+                            .await;
+                    true
+                }
+                None => true,
+            };
+            if done {
+                break;
+            }
+        }
+        if kick.is_cancelled() {
+            // Too slow to keep up: try to say so, but do not wait on it.
+            let closing = writer.close(CloseCode::Policy, "too slow: messages were piling up");
+            let _ = tokio::time::timeout(Duration::from_millis(200), closing).await;
+        }
+    });
+    member
+}
+
+/// Refuses a login: an error object, then close 1008 with the reason.
+async fn refuse(
+    member: &Member,
+    reader: &mut WsReader<TokioIo<hyper::upgrade::Upgraded>>,
+    why: String,
+) {
+    let _ = member
+        .queue
+        .send(Outgoing::Send(ServerEvent::error(why.clone()).to_message()))
+        .await;
+    let reason: String = why.chars().take(40).collect();
+    let _ = member
+        .queue
+        .send(Outgoing::Close(CloseCode::Policy, reason))
+        .await;
+    // Read until the client answers the close (or goes away).
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
+    let (mut reader, writer) = ws.split();
+    let member = start_writer(writer);
+    let name = protocol::query_param(request.query(), "name").unwrap_or_default();
+    if let Err(why) = validate_name(&name).and_then(|()| server.group.join(&name, member.clone())) {
+        return refuse(&member, &mut reader, why).await;
+    }
+    server
+        .group
+        .broadcast(&ServerEvent::Join { name: name.clone() }, Some(&name));
+    server.group.announce_presence();
+    loop {
+        let next = tokio::select! {
+            next = reader.next() => next,
+            () = member.kick.cancelled() => break,
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                let event = ServerEvent::Group {
+                    from: name.clone(),
+                    text: text.to_string(),
+                };
+                server.group.broadcast(&event, Some(&name));
+            }
+            Some(Ok(Message::Binary(_))) => {
+                member.offer(
+                    ServerEvent::error("binary messages are not supported: send text").to_message(),
+                );
+            }
+            // Protocol errors (1009 for oversized messages included) were
+            // already answered with their close frame by the core.
+            Some(Err(_)) | None => break,
+        }
+    }
+    server.group.leave(&name, &member);
+    server.group.broadcast(&ServerEvent::Leave { name }, None);
+    server.group.announce_presence();
+}
+
+async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
+    let (mut reader, writer) = ws.split();
+    let member = start_writer(writer);
+    if let Err(why) = validate_name(&user).and_then(|()| server.private.join(&user, member.clone()))
+    {
+        return refuse(&member, &mut reader, why).await;
+    }
+    server
+        .private
+        .broadcast(&ServerEvent::Join { name: user.clone() }, Some(&user));
+    server.private.announce_presence();
+    loop {
+        let next = tokio::select! {
+            next = reader.next() => next,
+            () = member.kick.cancelled() => break,
+        };
+        let text = match next {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                member.offer(
+                    ServerEvent::error("binary messages are not supported: send JSON text")
+                        .to_message(),
+                );
+                continue;
+            }
+            Some(Err(_)) | None => break,
+        };
+        if let Err(why) = deliver_private(&server.private, &user, &text) {
+            member.offer(ServerEvent::error(why).to_message());
+        }
+    }
+    server.private.leave(&user, &member);
+    server
+        .private
+        .broadcast(&ServerEvent::Leave { name: user }, None);
+    server.private.announce_presence();
+}
+
+/// Checks one private message from `user` and hands it to its recipient.
+fn deliver_private(room: &Room, user: &str, text: &str) -> Result<(), String> {
+    let message: PrivateMessage = serde_json::from_str(text).map_err(|e| {
+        format!(
+            r#"malformed message ({e}): send {{"from_user": ..., "to_user": ..., "info": ...}}"#
+        )
+    })?;
+    if message.from_user != user {
+        return Err(format!(
+            "from_user must be your own name {user:?}, not {:?}",
+            message.from_user
+        ));
+    }
+    let recipient = room
+        .get(&message.to_user)
+        .ok_or_else(|| format!("{:?} is not online", message.to_user))?;
+    if !recipient.offer(ServerEvent::Private(message.clone()).to_message()) {
+        return Err(format!(
+            "{:?} is not keeping up and was disconnected",
+            message.to_user
+        ));
+    }
+    Ok(())
+}
