@@ -29,3 +29,9 @@ pub fn masked_frames(count: usize, size: usize, opcode: OpCode) -> BytesMut {
     }
     out
 }
+
+/// The README's code blocks, compiled (and, where not `no_run`, run) as
+/// doctests so that the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
