@@ -1,15 +1,20 @@
-//! Shared inputs for the benchmarks in `benches/benches/`.
+//! Shared inputs and in-memory transports for the benchmarks in `benches/`,
+//! so that every implementation reads the same bytes the same way.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use wsproto_core::frame::encode_frame;
 use wsproto_core::OpCode;
 
-/// `count` masked client frames of `size` bytes each, as a server receives them.
-pub fn masked_frames(count: usize, size: usize, opcode: OpCode) -> BytesMut {
-    let payload: Vec<u8> = match opcode {
+/// A payload of `size` bytes: mixed-script UTF-8 for text, a byte ramp otherwise.
+pub fn payload(size: usize, opcode: OpCode) -> Vec<u8> {
+    match opcode {
         OpCode::Text => {
             let mut text = String::with_capacity(size);
-            for c in "aé€😀".chars().cycle() {
+            for c in "wsproto κόσμε 世界 😀 ".chars().cycle() {
                 if text.len() + c.len_utf8() > size {
                     break;
                 }
@@ -21,13 +26,148 @@ pub fn masked_frames(count: usize, size: usize, opcode: OpCode) -> BytesMut {
             text.into_bytes()
         }
         _ => (0..size).map(|i| i as u8).collect(),
-    };
+    }
+}
+
+/// `count` masked client frames of `size` bytes each, as a server receives them.
+pub fn masked_frames(count: usize, size: usize, opcode: OpCode) -> BytesMut {
+    let payload = payload(size, opcode);
     let mut out = BytesMut::new();
     for i in 0..count {
         let key = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes();
         encode_frame(&mut out, opcode, true, &payload, Some(key));
     }
     out
+}
+
+/// How many frames of `size` bytes make about 4 MiB of input (at least 64).
+pub fn frame_count(size: usize) -> usize {
+    ((4 << 20) / (size + 14)).max(64)
+}
+
+/// Reads from a byte slice, discards writes: a socket whose peer already
+/// sent everything, for blocking implementations.
+pub struct SliceStream<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> SliceStream<'a> {
+    /// A stream that will deliver `data`.
+    pub fn new(data: &'a [u8]) -> SliceStream<'a> {
+        SliceStream { data }
+    }
+}
+
+impl io::Read for SliceStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+impl io::Write for SliceStream<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The same for async implementations: always ready.
+pub struct AsyncSliceStream<'a>(pub SliceStream<'a>);
+
+impl tokio::io::AsyncRead for AsyncSliceStream<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = buf.remaining().min(self.0.data.len());
+        buf.put_slice(&self.0.data[..n]);
+        self.0.data = &self.0.data[n..];
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for AsyncSliceStream<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Counts bytes written and discards them.
+#[derive(Default)]
+pub struct Sink {
+    /// Bytes written so far.
+    pub written: usize,
+}
+
+impl io::Read for Sink {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.written += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tokio::io::AsyncRead for Sink {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for Sink {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.written += buf.len();
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let n = bufs.iter().map(|b| b.len()).sum();
+        self.written += n;
+        Poll::Ready(Ok(n))
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// The README's code blocks, compiled (and, where not `no_run`, run) as

@@ -1,0 +1,90 @@
+//! Decoding a buffer of many masked client frames into messages, as a server
+//! does: ours, tungstenite and fastwebsockets reading the same bytes from an
+//! in-memory transport, and a memcpy of the input as the bandwidth baseline.
+//!
+//! Run: `cargo bench -p wsproto-benches --bench decode`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use wsproto_benches::{frame_count, masked_frames, AsyncSliceStream, SliceStream};
+use wsproto_core::{Config, Connection, Event, OpCode};
+
+/// What a socket read delivers at a time.
+const READ: usize = 64 * 1024;
+
+fn decoding(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for (size, opcode, kind) in [
+        (16usize, OpCode::Binary, "binary"),
+        (1024, OpCode::Binary, "binary"),
+        (64 * 1024, OpCode::Binary, "binary"),
+        (16 * 1024, OpCode::Text, "text"),
+    ] {
+        let count = frame_count(size);
+        let input = masked_frames(count, size, opcode);
+        let mut group = c.benchmark_group(format!("decode/{kind}_{size}"));
+        group.throughput(Throughput::Elements(count as u64));
+
+        group.bench_function(BenchmarkId::from_parameter("wsproto"), |b| {
+            b.iter(|| {
+                let mut conn = Connection::server(Config::default());
+                let mut got = 0;
+                for chunk in input.chunks(READ) {
+                    conn.receive(chunk);
+                    while let Some(Event::Message(m)) = conn.poll_event().unwrap() {
+                        got += black_box(m).len();
+                    }
+                }
+                assert_eq!(got, count * size);
+            })
+        });
+
+        group.bench_function(BenchmarkId::from_parameter("tungstenite"), |b| {
+            b.iter(|| {
+                let stream = SliceStream::new(&input);
+                let mut ws = tungstenite::WebSocket::from_raw_socket(
+                    stream,
+                    tungstenite::protocol::Role::Server,
+                    None,
+                );
+                let mut got = 0;
+                for _ in 0..count {
+                    got += black_box(ws.read().unwrap()).len();
+                }
+                assert_eq!(got, count * size);
+            })
+        });
+
+        group.bench_function(BenchmarkId::from_parameter("fastwebsockets"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let stream = AsyncSliceStream(SliceStream::new(&input));
+                    let mut ws = fastwebsockets::WebSocket::after_handshake(
+                        stream,
+                        fastwebsockets::Role::Server,
+                    );
+                    let mut got = 0;
+                    for _ in 0..count {
+                        got += black_box(ws.read_frame().await.unwrap()).payload.len();
+                    }
+                    assert_eq!(got, count * size);
+                })
+            })
+        });
+
+        let mut copy = vec![0u8; input.len()];
+        group.bench_function(BenchmarkId::from_parameter("memcpy"), |b| {
+            b.iter(|| {
+                for (dst, src) in copy.chunks_mut(READ).zip(input.chunks(READ)) {
+                    dst.copy_from_slice(black_box(src));
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, decoding);
+criterion_main!(benches);

@@ -1,0 +1,99 @@
+//! Encoding many messages into frames and writing them to an in-memory
+//! sink: ours, tungstenite and fastwebsockets, as a server (unmasked) and as
+//! a client (masked), and a memcpy of the payloads as the baseline.
+//!
+//! Run: `cargo bench -p wsproto-benches --bench encode`
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use wsproto_benches::{frame_count, payload, Sink};
+use wsproto_core::{ChaChaSource, Config, Connection, OpCode};
+
+fn encoding(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for client in [false, true] {
+        for size in [16usize, 1024, 64 * 1024] {
+            let count = frame_count(size);
+            let data = Bytes::from(payload(size, OpCode::Binary));
+            let role = if client { "client" } else { "server" };
+            let mut group = c.benchmark_group(format!("encode/{role}_{size}"));
+            group.throughput(Throughput::Elements(count as u64));
+
+            group.bench_function(BenchmarkId::from_parameter("wsproto"), |b| {
+                b.iter(|| {
+                    let mut conn = if client {
+                        Connection::client(
+                            Config::default(),
+                            Box::new(ChaChaSource::from_seed([7; 32])),
+                        )
+                    } else {
+                        Connection::server(Config::default())
+                    };
+                    let mut sink = Sink::default();
+                    for _ in 0..count {
+                        conn.send_binary(&data).unwrap();
+                        while let Some(chunk) = conn.poll_transmit() {
+                            sink.written += black_box(chunk).len();
+                            let n = chunk.len();
+                            conn.advance(n);
+                        }
+                    }
+                    assert!(sink.written >= count * size);
+                })
+            });
+
+            group.bench_function(BenchmarkId::from_parameter("tungstenite"), |b| {
+                let role = if client {
+                    tungstenite::protocol::Role::Client
+                } else {
+                    tungstenite::protocol::Role::Server
+                };
+                b.iter(|| {
+                    let mut ws =
+                        tungstenite::WebSocket::from_raw_socket(Sink::default(), role, None);
+                    for _ in 0..count {
+                        ws.send(tungstenite::Message::Binary(data.clone())).unwrap();
+                    }
+                    assert!(ws.get_ref().written >= count * size);
+                })
+            });
+
+            group.bench_function(BenchmarkId::from_parameter("fastwebsockets"), |b| {
+                let role = if client {
+                    fastwebsockets::Role::Client
+                } else {
+                    fastwebsockets::Role::Server
+                };
+                b.iter(|| {
+                    rt.block_on(async {
+                        let mut ws =
+                            fastwebsockets::WebSocket::after_handshake(Sink::default(), role);
+                        for _ in 0..count {
+                            let frame = fastwebsockets::Frame::binary(
+                                fastwebsockets::Payload::Borrowed(&data),
+                            );
+                            ws.write_frame(frame).await.unwrap();
+                        }
+                        assert!(ws.into_inner().written >= count * size);
+                    })
+                })
+            });
+
+            let mut copy = vec![0u8; size];
+            group.bench_function(BenchmarkId::from_parameter("memcpy"), |b| {
+                b.iter(|| {
+                    for _ in 0..count {
+                        copy.copy_from_slice(black_box(&data));
+                    }
+                })
+            });
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, encoding);
+criterion_main!(benches);
