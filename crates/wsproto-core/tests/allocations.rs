@@ -1,0 +1,90 @@
+//! Steady state allocates nothing: once the buffers have grown, receiving,
+//! unmasking, validating and echoing a message does no heap allocation in
+//! the core. Counted with a counting global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wsproto_core::frame::encode_frame;
+use wsproto_core::{ChaChaSource, Config, Connection, Event, OpCode};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above, for `dealloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above, for `realloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Echoes `rounds` copies of `wire` (one masked frame) through a server
+/// connection and returns the allocations made meanwhile.
+fn echo_allocations(conn: &mut Connection, wire: &[u8], rounds: usize) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..rounds {
+        conn.receive(wire);
+        let Some(Event::Message(message)) = conn.poll_event().unwrap() else {
+            panic!("expected a message")
+        };
+        conn.send(message).unwrap();
+        while let Some(chunk) = conn.poll_transmit() {
+            let n = chunk.len();
+            conn.advance(n);
+        }
+    }
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+// One test function, so that no other test's allocations are counted.
+#[test]
+fn echo_in_steady_state_allocates_nothing() {
+    for (opcode, size) in [
+        (OpCode::Binary, 16usize),
+        (OpCode::Binary, 1024),
+        (OpCode::Binary, 64 * 1024),
+        (OpCode::Text, 16),
+        (OpCode::Text, 1024),
+    ] {
+        let payload = vec![b'a'; size];
+        let mut wire = bytes::BytesMut::new();
+        encode_frame(&mut wire, opcode, true, &payload, Some([1, 2, 3, 4]));
+        let mut conn = Connection::server(Config::default());
+        let warm_up = echo_allocations(&mut conn, &wire, 100);
+        assert!(warm_up > 0, "the counter sees the buffers grow");
+        let steady = echo_allocations(&mut conn, &wire, 10_000);
+        assert_eq!(
+            steady, 0,
+            "{opcode:?} {size}: {steady} allocations in 10,000 echoes"
+        );
+    }
+
+    // A client masks with a fresh key per frame: still nothing allocated.
+    let mut client = Connection::client(
+        Config::default(),
+        Box::new(ChaChaSource::from_seed([3; 32])),
+    );
+    let mut unmasked = bytes::BytesMut::new();
+    encode_frame(&mut unmasked, OpCode::Binary, true, &[7u8; 512], None);
+    echo_allocations(&mut client, &unmasked, 100);
+    assert_eq!(
+        echo_allocations(&mut client, &unmasked, 10_000),
+        0,
+        "client echo"
+    );
+}
