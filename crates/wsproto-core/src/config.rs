@@ -50,6 +50,11 @@ pub struct Config {
     /// How long to wait for the peer's close frame after sending ours before
     /// giving up. Default 5 s.
     pub close_timeout: Duration,
+    /// How long an adapter waits for the opening handshake to complete
+    /// before dropping the connection (a peer sending its request a byte at
+    /// a time holds a socket otherwise). The core has no clock and does not
+    /// use it itself. Default 10 s.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +71,7 @@ impl Default for Config {
             keepalive_interval: None,
             keepalive_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     Handshake(HandshakeError),
     /// The peer closed the transport without a close frame (close code 1006).
     AbnormalClosure,
+    /// The opening handshake did not complete within
+    /// `Config::handshake_timeout`; the transport was dropped.
+    HandshakeTimeout,
     /// The URL asks for something this build cannot do (such as `wss://`
     /// without TLS support).
     Unsupported(&'static str),
@@ -46,6 +49,7 @@ impl fmt::Display for Error {
             Error::AbnormalClosure => {
                 f.write_str("the peer closed the connection without a close frame")
             }
+            Error::HandshakeTimeout => f.write_str("the opening handshake timed out"),
             Error::Unsupported(what) => write!(f, "unsupported: {what}"),
         }
     }

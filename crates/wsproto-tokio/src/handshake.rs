@@ -26,7 +26,9 @@ where
 ///
 /// Invalid requests are answered with the right HTTP error (400, 405, 426,
 /// 431) and a rejection with the callback's status; both return
-/// `Err(Error::Handshake(..))` after the response is written.
+/// `Err(Error::Handshake(..))` after the response is written. A request
+/// that does not arrive within `config.handshake_timeout` ends with
+/// `Err(Error::HandshakeTimeout)`.
 ///
 /// ```no_run
 /// use wsproto_tokio::{Accept, Config, Reject};
@@ -45,6 +47,21 @@ where
 /// # }
 /// ```
 pub async fn accept_with<S, F>(
+    io: S,
+    config: Config,
+    callback: F,
+) -> Result<WebSocketStream<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let limit = config.handshake_timeout;
+    tokio::time::timeout(limit, server_handshake(io, config, callback))
+        .await
+        .unwrap_or(Err(Error::HandshakeTimeout))
+}
+
+async fn server_handshake<S, F>(
     mut io: S,
     config: Config,
     callback: F,
@@ -122,6 +139,20 @@ pub async fn connect_with(
 /// Runs the client handshake over a transport you opened (TCP, TLS, a
 /// Unix socket, an in-memory duplex).
 pub async fn client<S>(
+    io: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocketStream<S>, Response), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = config.handshake_timeout;
+    tokio::time::timeout(limit, client_handshake(io, request, config))
+        .await
+        .unwrap_or(Err(Error::HandshakeTimeout))
+}
+
+async fn client_handshake<S>(
     mut io: S,
     request: &ClientRequest,
     config: Config,

@@ -23,6 +23,7 @@ const BIG: Config = Config {
     keepalive_interval: None,
     keepalive_timeout: Duration::from_secs(30),
     close_timeout: Duration::from_secs(5),
+    handshake_timeout: Duration::from_secs(10),
 };
 
 /// An echo server; each connection's end (close frame or error) is reported.

@@ -1,0 +1,217 @@
+//! Hostile peers over loopback: slow and oversized handshakes, absurd frame
+//! lengths, endless messages, resets. Every case ends with a typed error and
+//! the right response, never a panic or a hang.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use wsproto_core::{ClientHandshake, ProtocolError, Status};
+use wsproto_tokio::{Accept, ClientRequest, Config, Error};
+
+/// A server that accepts one connection with `config`, reads it to the
+/// end, and returns how it ended.
+async fn one_shot_server(
+    config: Config,
+) -> (SocketAddr, tokio::task::JoinHandle<Result<(), Error>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = wsproto_tokio::accept_with(tcp, config, |_| Ok(Accept::default())).await?;
+        while let Some(message) = ws.next().await {
+            message?;
+        }
+        Ok(())
+    });
+    (addr, task)
+}
+
+async fn handshaken(addr: SocketAddr) -> TcpStream {
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let mut hs = ClientHandshake::new(&request, Config::default());
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(hs.request_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        if let Status::Complete(_) = hs.receive(&buf[..n]).unwrap() {
+            return tcp;
+        }
+    }
+}
+
+/// Reads until EOF and returns the close code of the first close frame seen.
+async fn close_code_from(tcp: &mut TcpStream) -> Option<u16> {
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut all)).await;
+    let at = all.iter().position(|&b| b == 0x88)?;
+    Some(u16::from_be_bytes([*all.get(at + 2)?, *all.get(at + 3)?]))
+}
+
+fn masked_header(b0: u8, len: u64) -> Vec<u8> {
+    let mut out = vec![b0];
+    if len <= 125 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]); // a zero key: payload bytes go as is
+    out
+}
+
+#[tokio::test]
+async fn slow_handshake_is_cut_off_at_the_handshake_timeout() {
+    let config = Config {
+        handshake_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let (addr, server) = one_shot_server(config).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n";
+    let started = tokio::time::Instant::now();
+    for byte in request {
+        if tcp.write_all(std::slice::from_ref(byte)).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if server.is_finished() {
+            break;
+        }
+    }
+    let end = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(end, Err(Error::HandshakeTimeout)), "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+    assert!(n.is_ok(), "the server dropped the socket, so the read ends");
+}
+
+#[tokio::test]
+async fn header_block_over_the_limit_gets_431() {
+    let (addr, server) = one_shot_server(Config::default()).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let _ = tcp.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tcp.read_to_end(&mut response).await;
+    assert!(
+        response.starts_with(b"HTTP/1.1 431 "),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    let end = server.await.unwrap();
+    assert!(
+        matches!(end, Err(Error::Handshake(ref e)) if e.status() == 431),
+        "{end:?}"
+    );
+}
+
+#[tokio::test]
+async fn declared_length_of_2_pow_63_minus_1_gets_1009_without_allocating() {
+    let (addr, server) = one_shot_server(Config::default()).await;
+    let mut tcp = handshaken(addr).await;
+    tcp.write_all(&masked_header(0x82, (1 << 63) - 1))
+        .await
+        .unwrap();
+    assert_eq!(close_code_from(&mut tcp).await, Some(1009));
+    let end = server.await.unwrap();
+    assert!(
+        matches!(
+            end,
+            Err(Error::Protocol(wsproto_core::Error::Protocol(
+                ProtocolError::FrameTooLarge { .. }
+            )))
+        ),
+        "{end:?}"
+    );
+}
+
+#[tokio::test]
+async fn endless_fragmented_message_gets_1009_at_the_message_limit() {
+    let config = Config {
+        max_message_size: 64 * 1024,
+        ..Config::default()
+    };
+    let (addr, server) = one_shot_server(config).await;
+    let mut tcp = handshaken(addr).await;
+    let fragment = [b'x'; 4096];
+    let mut sent = 0usize;
+    let mut first = true;
+    // Keep sending non-final fragments until the server stops us.
+    while sent < 1 << 20 {
+        let mut frame = masked_header(if first { 0x01 } else { 0x00 }, fragment.len() as u64);
+        frame.extend_from_slice(&fragment);
+        if tcp.write_all(&frame).await.is_err() {
+            break;
+        }
+        first = false;
+        sent += fragment.len();
+        if server.is_finished() {
+            break;
+        }
+    }
+    assert_eq!(close_code_from(&mut tcp).await, Some(1009));
+    let end = server.await.unwrap();
+    assert!(
+        matches!(
+            end,
+            Err(Error::Protocol(wsproto_core::Error::Protocol(
+                ProtocolError::MessageTooLarge { limit: 65536 }
+            )))
+        ),
+        "{end:?}"
+    );
+}
+
+#[tokio::test]
+async fn tcp_reset_in_the_middle_of_a_frame_is_a_typed_error() {
+    let (addr, server) = one_shot_server(Config::default()).await;
+    let mut tcp = handshaken(addr).await;
+    let mut half = masked_header(0x82, 1000);
+    half.extend_from_slice(&[1u8; 300]);
+    tcp.write_all(&half).await.unwrap();
+    tcp.set_linger(Some(Duration::ZERO)).unwrap(); // close sends RST
+    drop(tcp);
+    let end = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(end, Err(Error::Io(_)) | Err(Error::AbnormalClosure)),
+        "{end:?}"
+    );
+}
+
+#[tokio::test]
+async fn tcp_reset_in_the_middle_of_the_handshake_is_a_typed_error() {
+    let (addr, server) = one_shot_server(Config::default()).await;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut tcp = tcp;
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpg")
+        .await
+        .unwrap();
+    tcp.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(tcp);
+    let end = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(end, Err(Error::Io(_)) | Err(Error::AbnormalClosure)),
+        "{end:?}"
+    );
+}
