@@ -222,3 +222,54 @@ async fn tcp_reset_in_the_middle_of_the_handshake_is_a_typed_error() {
         "{end:?}"
     );
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_flood_from_a_peer_that_never_reads_is_throttled() {
+    let config = Config {
+        max_write_buffer: 64 * 1024,
+        ..Config::default()
+    };
+    let (addr, _server) = one_shot_server(config).await;
+    let mut tcp = handshaken(addr).await;
+    let mut ping = masked_header(0x89, 125);
+    ping.extend_from_slice(&[b'p'; 125]);
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1000)
+        .collect();
+    let before = rss_kib();
+    // Write pings for 3 s without ever reading a pong. Every ping asks for a
+    // pong of the same size, so without backpressure the server would queue
+    // as much as we manage to send.
+    let mut sent = 0usize;
+    let flood = async {
+        loop {
+            tcp.write_all(&burst).await.unwrap();
+            sent += burst.len();
+            if sent > 256 << 20 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), flood).await;
+    let grown = rss_kib().saturating_sub(before);
+    // The server stops reading once 64 KiB of pongs wait, so TCP's windows
+    // stop us long before 256 MiB; memory stays flat.
+    assert!(
+        sent < 64 << 20,
+        "sent {sent} bytes of pings: no backpressure"
+    );
+    assert!(grown < 32 * 1024, "memory grew by {grown} KiB");
+    eprintln!("ping flood: {sent} bytes accepted before the stall, RSS grew {grown} KiB");
+}
