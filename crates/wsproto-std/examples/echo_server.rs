@@ -19,11 +19,20 @@ fn main() -> std::io::Result<()> {
         let tcp = tcp?;
         let peer = tcp.peer_addr()?;
         tcp.set_nodelay(true)?;
+        // A client that sends its request a byte at a time is dropped after
+        // the handshake timeout rather than holding a thread.
+        let config = wsproto_std::Config::default();
+        tcp.set_read_timeout(Some(config.handshake_timeout))?;
         std::thread::spawn(move || {
-            let mut ws = match wsproto_std::accept(tcp) {
+            let accepted =
+                wsproto_std::accept_with(tcp, config, |_| Ok(wsproto_std::Accept::default()));
+            let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(e) => return eprintln!("{peer}: handshake failed: {e}"),
             };
+            if let Err(e) = ws.get_ref().set_read_timeout(None) {
+                return eprintln!("{peer}: {e}");
+            }
             eprintln!("{peer}: connected");
             loop {
                 match ws.read() {

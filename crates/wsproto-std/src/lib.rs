@@ -269,6 +269,12 @@ pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
 /// after the response is written. The handshake needs a blocking stream;
 /// switch to non-blocking afterwards if you like.
 ///
+/// A blocking read cannot be interrupted from here, so to stop a peer that
+/// sends its request a byte at a time from holding the thread, give the
+/// socket a read timeout first (`tcp.set_read_timeout(Some(config.handshake_timeout))`,
+/// as the `echo_server` example does); a handshake that stalls then fails
+/// with [`Error::Io`] (`WouldBlock` or `TimedOut`).
+///
 /// ```no_run
 /// use wsproto_std::{Accept, Config, Reject};
 /// # fn run(tcp: std::net::TcpStream) -> Result<(), wsproto_std::Error> {
@@ -351,7 +357,11 @@ pub fn connect_with(
     }
     let tcp = TcpStream::connect((request.host(), request.port()))?;
     tcp.set_nodelay(true)?;
-    client(tcp, request, config)
+    // A server that never answers must not hold us forever.
+    tcp.set_read_timeout(Some(config.handshake_timeout))?;
+    let (ws, response) = client(tcp, request, config)?;
+    ws.get_ref().set_read_timeout(None)?;
+    Ok((ws, response))
 }
 
 /// Runs the client handshake over a transport you opened.

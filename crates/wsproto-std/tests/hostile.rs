@@ -1,0 +1,203 @@
+//! Hostile peers against the blocking adapter over loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wsproto_core::{ClientHandshake, ProtocolError, Status};
+use wsproto_std::{Accept, ClientRequest, Config, Error};
+
+/// Accepts one connection (with a handshake read timeout), reads it to the
+/// end, and returns how it ended.
+fn one_shot_server(config: Config) -> (SocketAddr, thread::JoinHandle<Result<(), Error>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let tcp = listener.accept().unwrap().0;
+        tcp.set_read_timeout(Some(config.handshake_timeout))
+            .unwrap();
+        let mut ws = wsproto_std::accept_with(tcp, config, |_| Ok(Accept::default()))?;
+        ws.get_ref().set_read_timeout(None).unwrap();
+        loop {
+            match ws.read() {
+                Ok(_) => {}
+                Err(Error::ConnectionClosed(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    (addr, handle)
+}
+
+fn handshaken(addr: SocketAddr) -> TcpStream {
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let mut hs = ClientHandshake::new(&request, Config::default());
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.write_all(hs.request_bytes()).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0);
+        if let Status::Complete(_) = hs.receive(&buf[..n]).unwrap() {
+            return tcp;
+        }
+    }
+}
+
+fn close_code_from(tcp: &mut TcpStream) -> Option<u16> {
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut all = Vec::new();
+    let _ = tcp.read_to_end(&mut all);
+    let at = all.iter().position(|&b| b == 0x88)?;
+    Some(u16::from_be_bytes([*all.get(at + 2)?, *all.get(at + 3)?]))
+}
+
+fn masked_header(b0: u8, len: u64) -> Vec<u8> {
+    let mut out = vec![b0];
+    if len <= 125 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out
+}
+
+#[test]
+fn slow_handshake_fails_at_the_read_timeout() {
+    let config = Config {
+        handshake_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let (addr, server) = one_shot_server(config);
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    let started = Instant::now();
+    for byte in b"GET / HTTP/1.1\r\nHost: x\r\n" {
+        if tcp.write_all(std::slice::from_ref(byte)).is_err() || server.is_finished() {
+            break;
+        }
+        // One byte per 400 ms: slower than the timeout.
+        thread::sleep(Duration::from_millis(400));
+    }
+    let end = server.join().unwrap();
+    assert!(matches!(end, Err(Error::Io(_))), "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn header_block_over_the_limit_gets_431() {
+    let (addr, server) = one_shot_server(Config::default());
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let _ = tcp.write_all(request.as_bytes());
+    let mut response = Vec::new();
+    let _ = tcp.read_to_end(&mut response);
+    assert!(
+        response.starts_with(b"HTTP/1.1 431 "),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert!(matches!(server.join().unwrap(), Err(Error::Handshake(ref e)) if e.status() == 431));
+}
+
+#[test]
+fn declared_length_of_2_pow_63_minus_1_gets_1009() {
+    let (addr, server) = one_shot_server(Config::default());
+    let mut tcp = handshaken(addr);
+    tcp.write_all(&masked_header(0x82, (1 << 63) - 1)).unwrap();
+    assert_eq!(close_code_from(&mut tcp), Some(1009));
+    let end = server.join().unwrap();
+    assert!(
+        matches!(
+            end,
+            Err(Error::Protocol(wsproto_core::Error::Protocol(
+                ProtocolError::FrameTooLarge { .. }
+            )))
+        ),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn endless_fragmented_message_gets_1009_at_the_limit() {
+    let config = Config {
+        max_message_size: 64 * 1024,
+        ..Config::default()
+    };
+    let (addr, server) = one_shot_server(config);
+    let mut tcp = handshaken(addr);
+    let fragment = [b'x'; 4096];
+    for i in 0..64 {
+        let mut frame = masked_header(if i == 0 { 0x01 } else { 0x00 }, fragment.len() as u64);
+        frame.extend_from_slice(&fragment);
+        if tcp.write_all(&frame).is_err() || server.is_finished() {
+            break;
+        }
+    }
+    assert_eq!(close_code_from(&mut tcp), Some(1009));
+    let end = server.join().unwrap();
+    assert!(
+        matches!(
+            end,
+            Err(Error::Protocol(wsproto_core::Error::Protocol(
+                ProtocolError::MessageTooLarge { limit: 65536 }
+            )))
+        ),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn peer_vanishing_mid_frame_is_a_typed_error() {
+    let (addr, server) = one_shot_server(Config::default());
+    let mut tcp = handshaken(addr);
+    let mut half = masked_header(0x82, 1000);
+    half.extend_from_slice(&[1u8; 300]);
+    tcp.write_all(&half).unwrap();
+    drop(tcp);
+    let end = server.join().unwrap();
+    assert!(
+        matches!(end, Err(Error::Io(_)) | Err(Error::AbnormalClosure)),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn peer_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let tcp = listener.accept().unwrap().0;
+        tcp.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let config = Config {
+            close_timeout: Duration::from_millis(300),
+            ..Config::default()
+        };
+        let mut ws = wsproto_std::accept_with(tcp, config, |_| Ok(Accept::default())).unwrap();
+        ws.close(wsproto_std::CloseCode::Normal, "").unwrap();
+        let started = Instant::now();
+        loop {
+            match ws.read() {
+                Err(Error::Io(_)) => continue, // read timeouts let the timer run
+                Err(Error::ConnectionClosed(frame)) => return (started.elapsed(), frame),
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    let _silent = handshaken(addr); // reads nothing, answers nothing
+    let (waited, frame) = server.join().unwrap();
+    assert!(frame.is_none(), "no close frame ever came back");
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
