@@ -247,7 +247,8 @@ impl Connection {
             let result = match step {
                 Step::Header(header) => self.on_header(&header).map(|()| None),
                 Step::Payload(range) => {
-                    if self.frame_is_text && self.utf8.feed(&self.rx[range]).is_err() {
+                    let newly = self.rx.get(range).unwrap_or_default();
+                    if self.frame_is_text && self.utf8.feed(newly).is_err() {
                         Err(ProtocolError::InvalidUtf8)
                     } else {
                         Ok(None)
@@ -468,6 +469,9 @@ impl Connection {
         Ok(())
     }
 
+    // In bounds: the payload array holds 125 bytes and the reason is cut to
+    // 123, so `2 + reason.len() <= 125`.
+    #[allow(clippy::indexing_slicing)]
     fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
         let mut len = 0;
@@ -596,14 +600,14 @@ impl Connection {
 }
 
 fn parse_close(payload: Bytes) -> Result<CloseFrame, ProtocolError> {
-    match payload.len() {
-        0 => Ok(CloseFrame {
+    match *payload {
+        [] => Ok(CloseFrame {
             code: CloseCode::NoStatus,
             reason: Utf8Bytes::default(),
         }),
-        1 => Err(ProtocolError::InvalidCloseLength),
-        _ => {
-            let code = u16::from_be_bytes([payload[0], payload[1]]);
+        [_] => Err(ProtocolError::InvalidCloseLength),
+        [hi, lo, ..] => {
+            let code = u16::from_be_bytes([hi, lo]);
             if !CloseCode::from(code).is_valid_on_wire() {
                 return Err(ProtocolError::InvalidCloseCode(code));
             }

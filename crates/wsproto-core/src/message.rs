@@ -182,6 +182,11 @@ impl Utf8Validator {
     }
 
     /// Validates the next piece.
+    // In bounds: a carried-over sequence is at most 3 bytes (`from_utf8`
+    // reports an incomplete sequence only at the end, and no valid prefix of
+    // a 4-byte sequence is longer), `take <= width - have <= 4 - have` and
+    // `take <= data.len()`, all within the 4-byte `partial` array.
+    #[allow(clippy::indexing_slicing)]
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
             let have = usize::from(self.partial_len);

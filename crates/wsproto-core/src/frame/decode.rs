@@ -121,8 +121,8 @@ impl FrameDecoder {
                 let len = header.payload_len as usize;
                 let available = buf.len().min(len);
                 if let Some(key) = header.mask {
-                    if available > unmasked {
-                        apply_mask(&mut buf[unmasked..available], key, unmasked);
+                    if let Some(newly) = buf.get_mut(unmasked..available) {
+                        apply_mask(newly, key, unmasked);
                     }
                 }
                 if available == len {

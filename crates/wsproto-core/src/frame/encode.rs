@@ -35,10 +35,10 @@ pub fn encode_frame(
     let mut head = [0u8; MAX_HEADER_LEN];
     let head_len = header.encode(&mut head);
     out.reserve(head_len + payload.len());
-    out.put_slice(&head[..head_len]);
+    out.put_slice(head.get(..head_len).unwrap_or_default());
     let start = out.len();
     out.put_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
+    if let (Some(key), Some(written)) = (mask, out.get_mut(start..)) {
+        apply_mask(written, key, 0);
     }
 }

@@ -113,18 +113,17 @@ impl FrameHeader {
             return Ok(Status::Partial);
         };
         let (len_bytes, mask_bytes) = rest.split_at(ext_len);
-        let payload_len = match ext_len {
-            0 => u64::from(len7),
-            2 => u64::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]])),
-            _ => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(len_bytes);
-                let len = u64::from_be_bytes(b);
+        let payload_len = match *len_bytes {
+            [] => u64::from(len7),
+            [hi, lo] => u64::from(u16::from_be_bytes([hi, lo])),
+            [a, b, c, d, e, f, g, h] => {
+                let len = u64::from_be_bytes([a, b, c, d, e, f, g, h]);
                 if len >> 63 != 0 {
                     return Err(ProtocolError::InvalidLength);
                 }
                 len
             }
+            _ => return Err(ProtocolError::InvalidLength),
         };
         let mask = if masked {
             let mut m = [0u8; 4];
@@ -186,8 +185,8 @@ impl FrameHeader {
                 10
             }
         };
-        if let Some(key) = self.mask {
-            out[n..n + 4].copy_from_slice(&key);
+        if let (Some(key), Some(slot)) = (self.mask, out.get_mut(n..n + 4)) {
+            slot.copy_from_slice(&key);
             n += 4;
         }
         n

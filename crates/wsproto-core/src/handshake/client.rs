@@ -320,7 +320,8 @@ impl ClientHandshake {
     fn parse_response(&self, end: usize) -> Result<Response, HandshakeError> {
         let mut slots = alloc::vec![httparse::EMPTY_HEADER; self.config.max_headers];
         let mut parsed = httparse::Response::new(&mut slots);
-        match parsed.parse(&self.head.buf[..end]) {
+        let head = self.head.buf.get(..end).unwrap_or_default();
+        match parsed.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}
             Ok(httparse::Status::Partial) => {
                 return Err(HandshakeError::Malformed("incomplete response"))

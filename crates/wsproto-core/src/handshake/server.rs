@@ -287,7 +287,8 @@ impl ServerHandshake {
             let Some(end) = self.head.push(data, self.config.max_header_size)? else {
                 return Ok(Status::Partial);
             };
-            let request = parse_request(&self.head.buf[..end], self.config.max_headers)?;
+            let head = self.head.buf.get(..end).unwrap_or_default();
+            let request = parse_request(head, self.config.max_headers)?;
             bytes::Buf::advance(&mut self.head.buf, end);
             self.request = Some(request);
         } else {
