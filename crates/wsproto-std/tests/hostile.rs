@@ -201,3 +201,84 @@ fn peer_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
         "{waited:?}"
     );
 }
+
+/// Closing this socket will send RST instead of FIN.
+fn send_rst_on_drop(tcp: &TcpStream) {
+    socket2::SockRef::from(tcp)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+}
+
+#[test]
+fn tcp_reset_in_the_middle_of_a_frame_is_a_typed_error() {
+    let (addr, server) = one_shot_server(Config::default());
+    let mut tcp = handshaken(addr);
+    let mut half = masked_header(0x82, 1000);
+    half.extend_from_slice(&[1u8; 300]);
+    tcp.write_all(&half).unwrap();
+    send_rst_on_drop(&tcp);
+    drop(tcp);
+    let end = server.join().unwrap();
+    assert!(
+        matches!(end, Err(Error::Io(_)) | Err(Error::AbnormalClosure)),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn tcp_reset_in_the_middle_of_the_handshake_is_a_typed_error() {
+    let (addr, server) = one_shot_server(Config::default());
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpg").unwrap();
+    send_rst_on_drop(&tcp);
+    drop(tcp);
+    let end = server.join().unwrap();
+    assert!(
+        matches!(end, Err(Error::Io(_)) | Err(Error::AbnormalClosure)),
+        "{end:?}"
+    );
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn ping_flood_from_a_peer_that_never_reads_is_throttled() {
+    let config = Config {
+        max_write_buffer: 64 * 1024,
+        ..Config::default()
+    };
+    let (addr, _server) = one_shot_server(config);
+    let mut tcp = handshaken(addr);
+    tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut ping = masked_header(0x89, 125);
+    ping.extend_from_slice(&[b'p'; 125]);
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1000)
+        .collect();
+    let before = rss_kib();
+    // Every ping asks for a pong of the same size; we never read one.
+    let mut sent = 0usize;
+    while sent < 256 << 20 {
+        match tcp.write(&burst) {
+            Ok(n) => sent += n,
+            Err(_) => break, // the write timed out: backpressure
+        }
+    }
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        sent < 64 << 20,
+        "sent {sent} bytes of pings: no backpressure"
+    );
+    assert!(grown < 32 * 1024, "memory grew by {grown} KiB");
+    eprintln!("ping flood: {sent} bytes accepted before the stall, RSS grew {grown} KiB");
+}
