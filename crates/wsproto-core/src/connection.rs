@@ -15,9 +15,12 @@ use crate::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
 use crate::config::Config;
 use crate::error::{Error, ProtocolError};
 use crate::frame::MAX_CONTROL_PAYLOAD;
-use crate::frame::{encode_frame, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step};
+use crate::frame::{
+    encode_frame, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step, MAX_HEADER_LEN,
+};
 use crate::message::{Message, Utf8Bytes, Utf8Validator};
 use crate::random::RandomSource;
+use crate::transmit::{Chunks, TxQueue, SHARE_MIN};
 use crate::Status;
 
 /// What the peer sent.
@@ -86,7 +89,7 @@ pub struct Connection {
     config: Config,
     decoder: FrameDecoder,
     rx: BytesMut,
-    tx: BytesMut,
+    tx: TxQueue,
     random: Option<Box<dyn RandomSource>>,
 
     /// The data message being received: its kind, fragments so far, bytes so far.
@@ -143,7 +146,7 @@ impl Connection {
             role,
             decoder: FrameDecoder::new(role, 0, config.max_frame_size),
             rx: leftover,
-            tx: BytesMut::new(),
+            tx: TxQueue::default(),
             random,
             msg_kind: None,
             msg_fragments: 0,
@@ -376,21 +379,27 @@ impl Connection {
 
     /// Queues a message, split into frames of at most
     /// `Config::max_send_frame_size` bytes when that is set.
+    ///
+    /// A server does not copy a payload of 16 KiB or more: it is queued by
+    /// reference and comes out of [`transmit_chunks`](Self::transmit_chunks)
+    /// as its own chunk, for a vectored write. A client masks, so it copies.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         match &message {
-            Message::Text(text) => self.send_data(OpCode::Text, text.as_bytes()),
-            Message::Binary(data) => self.send_data(OpCode::Binary, data),
+            Message::Text(text) => {
+                self.send_data(OpCode::Text, text.as_bytes(), Some(text.as_bytes()))
+            }
+            Message::Binary(data) => self.send_data(OpCode::Binary, data, Some(data)),
         }
     }
 
-    /// Queues a text message.
+    /// Queues a text message (copying it).
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.send_data(OpCode::Text, text.as_bytes())
+        self.send_data(OpCode::Text, text.as_bytes(), None)
     }
 
-    /// Queues a binary message.
+    /// Queues a binary message (copying it).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.send_data(OpCode::Binary, data)
+        self.send_data(OpCode::Binary, data, None)
     }
 
     fn check_can_send(&self) -> Result<(), Error> {
@@ -405,20 +414,34 @@ impl Connection {
         Ok(())
     }
 
-    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+    /// Queues `payload` as one message, in frames of at most
+    /// `max_send_frame_size`; `shared` is the same bytes when the caller owns
+    /// them as `Bytes`, so that large unmasked frames need no copy.
+    fn send_data(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        shared: Option<&Bytes>,
+    ) -> Result<(), Error> {
         self.check_can_send()?;
         let frame_size = self.config.max_send_frame_size.unwrap_or(usize::MAX).max(1);
-        if payload.len() <= frame_size {
-            self.queue_frame(opcode, true, payload);
-            return Ok(());
-        }
-        let mut chunks = payload.chunks(frame_size).peekable();
         let mut op = opcode;
-        while let Some(chunk) = chunks.next() {
-            self.queue_frame(op, chunks.peek().is_none(), chunk);
+        let mut start: usize = 0;
+        loop {
+            let end = start.saturating_add(frame_size).min(payload.len());
+            let fin = end == payload.len();
+            match shared {
+                Some(bytes) if self.random.is_none() && end - start >= SHARE_MIN => {
+                    self.queue_shared(op, fin, bytes.slice(start..end));
+                }
+                _ => self.queue_frame(op, fin, payload.get(start..end).unwrap_or_default()),
+            }
+            if fin {
+                return Ok(());
+            }
+            start = end;
             op = OpCode::Continuation;
         }
-        Ok(())
     }
 
     /// Queues a ping with up to 125 bytes of payload.
@@ -495,26 +518,73 @@ impl Connection {
             random.fill(&mut key);
             key
         });
-        encode_frame(&mut self.tx, opcode, fin, payload, mask);
+        let buf = self.tx.copy_buf();
+        let before = buf.len();
+        encode_frame(buf, opcode, fin, payload, mask);
+        let written = buf.len() - before;
+        self.tx.commit_copied(written);
     }
 
-    /// Bytes waiting to be written to the transport, if any. Write some or
-    /// all, then report how many with [`advance`](Self::advance).
+    /// Queues an unmasked frame whose payload is sent by reference.
+    fn queue_shared(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        self.tx
+            .copy_buf()
+            .extend_from_slice(head.get(..n).unwrap_or_default());
+        self.tx.commit_copied(n);
+        self.tx.push_shared(payload);
+    }
+
+    /// The next contiguous bytes waiting to be written to the transport, if
+    /// any. Write some or all, then report how many with
+    /// [`advance`](Self::advance).
+    #[inline]
     pub fn poll_transmit(&self) -> Option<&[u8]> {
-        if self.tx.is_empty() {
-            None
-        } else {
-            Some(&self.tx)
-        }
+        self.tx.first()
     }
 
-    /// Marks `n` bytes of [`poll_transmit`](Self::poll_transmit) as written.
+    /// Every chunk of bytes waiting to be written, in order: the same bytes
+    /// as calling [`poll_transmit`](Self::poll_transmit) and
+    /// [`advance`](Self::advance) in turn, for a transport that writes
+    /// several buffers at once (`writev`). Report how many bytes the write
+    /// took with [`advance`](Self::advance).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use wsproto_core::{Config, Connection, Message};
+    ///
+    /// let mut conn = Connection::server(Config::default());
+    /// let big = Bytes::from(vec![7u8; 65536]);
+    /// conn.send(Message::Binary(big.clone())).unwrap();
+    /// let chunks: Vec<&[u8]> = conn.transmit_chunks().collect();
+    /// // The header, then the payload itself: no copy was made.
+    /// assert_eq!(chunks[0], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    /// assert_eq!(chunks[1].as_ptr(), big.as_ptr());
+    /// let n = chunks.iter().map(|c| c.len()).sum();
+    /// conn.advance(n);
+    /// assert_eq!(conn.buffered_out(), 0);
+    /// ```
+    #[inline]
+    pub fn transmit_chunks(&self) -> Chunks<'_> {
+        self.tx.chunks()
+    }
+
+    /// Marks the first `n` bytes waiting to be written as written.
+    #[inline]
     pub fn advance(&mut self, n: usize) {
-        let n = n.min(self.tx.len());
-        bytes::Buf::advance(&mut self.tx, n);
+        self.tx.advance(n);
     }
 
     /// How many bytes are waiting to be written.
+    #[inline]
     pub fn buffered_out(&self) -> usize {
         self.tx.len()
     }

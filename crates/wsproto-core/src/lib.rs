@@ -92,6 +92,7 @@ pub mod frame;
 pub mod handshake;
 mod message;
 mod random;
+mod transmit;
 
 pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
 pub use config::Config;
@@ -104,6 +105,7 @@ pub use handshake::{
 };
 pub use message::{InvalidUtf8, Message, Utf8Bytes, Utf8Validator};
 pub use random::{ChaChaSource, RandomSource};
+pub use transmit::Chunks;
 
 /// The result of feeding input that may not be complete yet, as in `httparse`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,6 +63,10 @@ pub struct WebSocket<S> {
     eof: bool,
 }
 
+/// At most this many chunks go into one vectored write (a frame is at most
+/// two: header and payload).
+const MAX_IO_SLICES: usize = 16;
+
 impl<S: Read + Write> WebSocket<S> {
     /// Drives an open `Connection` (from a handshake done elsewhere) over
     /// `stream`.
@@ -217,8 +221,16 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Writes everything queued, then flushes the transport.
     pub fn flush(&mut self) -> Result<(), Error> {
-        while let Some(chunk) = self.conn.poll_transmit() {
-            match self.stream.write(chunk) {
+        while self.conn.buffered_out() > 0 {
+            // Headers and large payloads queued by reference go out in one
+            // writev; a transport without vectored writes takes the first.
+            let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.conn.transmit_chunks()) {
+                *slot = io::IoSlice::new(chunk);
+                count += 1;
+            }
+            match self.stream.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => self.conn.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -89,6 +89,10 @@ impl<S> Shared<S> {
     }
 }
 
+/// At most this many chunks go into one vectored write (Linux takes 1024;
+/// a frame is two chunks, so this covers eight large frames).
+const MAX_IO_SLICES: usize = 16;
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.start)
@@ -96,8 +100,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 
     /// Writes out everything the connection has queued, then flushes.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let vectored = self.io.is_write_vectored();
         while let Some(chunk) = self.conn.poll_transmit() {
-            match ready!(Pin::new(&mut self.io).poll_write(cx, chunk)) {
+            let written = if vectored && chunk.len() < self.conn.buffered_out() {
+                // Headers and large payloads queued by reference: one writev.
+                let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
+                let mut count = 0;
+                for (slot, chunk) in slices.iter_mut().zip(self.conn.transmit_chunks()) {
+                    *slot = io::IoSlice::new(chunk);
+                    count += 1;
+                }
+                let slices = &slices[..count];
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, slices))
+            } else {
+                ready!(Pin::new(&mut self.io).poll_write(cx, chunk))
+            };
+            match written {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Ok(n) => self.conn.advance(n),
                 Err(e) => return Poll::Ready(Err(e)),

@@ -1,0 +1,574 @@
+//! Loopback echo comparison: the same load generator against an echo server
+//! built on each library, every server on a current-thread tokio runtime (one
+//! core each), and the memory each holds per idle connection.
+//!
+//! ```text
+//! cargo run --release -p wsproto-benches --bin echo_bench -- run [--quick]
+//! cargo run --release -p wsproto-benches --bin echo_bench -- server --lib wsproto --addr 127.0.0.1:9100
+//! cargo run --release -p wsproto-benches --bin echo_bench -- load --addr 127.0.0.1:9100 --conns 100 --size 1024
+//! ```
+//!
+//! `run` starts each server as a child process, drives it with the load
+//! generator below for every (connections, message size) cell, reads the
+//! server's CPU time from `/proc`, then opens 10,000 idle connections and
+//! reads its resident memory; it prints Markdown tables.
+//!
+//! The load generator speaks raw frames so that it costs the same against
+//! every server: each connection keeps `window` masked binary messages in
+//! flight, checks every echoed payload byte for byte, and records the time
+//! from writing a message to reading its echo.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const LIBS: [&str; 4] = [
+    "wsproto",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("server") => server_main(&args[1..]),
+        Some("load") => load_main(&args[1..]),
+        Some("run") => run_main(&args[1..]),
+        _ => Err("usage: echo_bench server|load|run [options] (see the source header)".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("echo_bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn num(args: &[String], name: &str, default: usize) -> Res<usize> {
+    Ok(match flag(args, name) {
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("{name}: not a number: {v}"))?,
+        None => default,
+    })
+}
+
+// ----- servers --------------------------------------------------------------
+
+fn server_main(args: &[String]) -> Res<()> {
+    let lib = flag(args, "--lib").ok_or("--lib is required")?;
+    if !LIBS.contains(&lib.as_str()) {
+        return Err(format!("--lib must be one of {LIBS:?}").into());
+    }
+    let addr = flag(args, "--addr").unwrap_or_else(|| "127.0.0.1:0".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(&addr).await?;
+        // The parent reads this line to learn the port.
+        println!("listening {}", listener.local_addr()?);
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            tcp.set_nodelay(true)?;
+            let lib = lib.clone();
+            tokio::spawn(async move {
+                let _ = match lib.as_str() {
+                    "wsproto" => echo_wsproto(tcp).await,
+                    "tokio-tungstenite" => echo_tungstenite(tcp).await,
+                    "fastwebsockets" => echo_fastwebsockets(tcp).await,
+                    _ => echo_tokio_websockets(tcp).await,
+                };
+            });
+        }
+    })
+}
+
+/// Each server is the library's idiomatic echo loop: read a whole message
+/// (UTF-8 validated if text), send it back, flushing each one.
+async fn echo_wsproto(tcp: TcpStream) -> Res<()> {
+    let mut ws = wsproto_tokio::accept(tcp).await?;
+    while let Some(message) = ws.next().await {
+        ws.send(message?).await?;
+    }
+    Ok(())
+}
+
+async fn echo_tungstenite(tcp: TcpStream) -> Res<()> {
+    let mut ws = tokio_tungstenite::accept_async(tcp).await?;
+    while let Some(message) = ws.next().await {
+        let message = message?;
+        if message.is_binary() || message.is_text() {
+            ws.send(message).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn echo_fastwebsockets(mut tcp: TcpStream) -> Res<()> {
+    handshake_by_hand(&mut tcp).await?;
+    let ws = fastwebsockets::WebSocket::after_handshake(tcp, fastwebsockets::Role::Server);
+    // The collector reassembles fragments and validates text, as the others do.
+    let mut ws = fastwebsockets::FragmentCollector::new(ws);
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            fastwebsockets::OpCode::Close => return Ok(()),
+            fastwebsockets::OpCode::Text | fastwebsockets::OpCode::Binary => {
+                ws.write_frame(frame).await?
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn echo_tokio_websockets(mut tcp: TcpStream) -> Res<()> {
+    handshake_by_hand(&mut tcp).await?;
+    let mut ws = tokio_websockets::ServerBuilder::new().serve(tcp);
+    while let Some(message) = ws.next().await {
+        let message = message?;
+        if message.is_binary() || message.is_text() {
+            ws.send(message).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The HTTP upgrade for libraries that take over an upgraded stream; the
+/// load generator sends nothing before the 101, so no bytes are left over.
+async fn handshake_by_hand(tcp: &mut TcpStream) -> Res<()> {
+    let mut hs = wsproto_core::ServerHandshake::new(wsproto_core::Config::default());
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Err("closed during handshake".into());
+        }
+        if let wsproto_core::Status::Complete(_) = hs.receive(&buf[..n])? {
+            break;
+        }
+    }
+    let (response, _) = hs.accept(wsproto_core::Accept::default())?;
+    tcp.write_all(&response).await?;
+    Ok(())
+}
+
+// ----- load generator -------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct LoadResult {
+    messages: u64,
+    elapsed: Duration,
+    /// Round-trip times in nanoseconds, sorted.
+    latencies: Vec<u64>,
+}
+
+impl LoadResult {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
+        Duration::from_nanos(self.latencies[i])
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    addr: SocketAddr,
+    conns: usize,
+    size: usize,
+    window: usize,
+    warmup: Duration,
+    measure: Duration,
+}
+
+fn load_main(args: &[String]) -> Res<()> {
+    let load = Load {
+        addr: flag(args, "--addr").ok_or("--addr is required")?.parse()?,
+        conns: num(args, "--conns", 100)?,
+        size: num(args, "--size", 1024)?,
+        window: num(args, "--window", 1)?.max(1),
+        warmup: Duration::from_secs(num(args, "--warmup", 1)? as u64),
+        measure: Duration::from_secs(num(args, "--seconds", 5)? as u64),
+    };
+    let r = run_load(load)?;
+    println!(
+        "{} msgs/s, p50 {:?}, p99 {:?} ({} messages)",
+        r.rate().round(),
+        r.percentile(0.5),
+        r.percentile(0.99),
+        r.messages
+    );
+    Ok(())
+}
+
+/// Drives `load.conns` connections from one current-thread runtime.
+fn run_load(load: Load) -> Res<LoadResult> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut conns = Vec::with_capacity(load.conns);
+        for _ in 0..load.conns {
+            conns.push(open(load.addr).await?);
+        }
+        let measuring = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|tcp| tokio::spawn(drive(tcp, load, measuring.clone(), stop.clone())))
+            .collect();
+        tokio::time::sleep(load.warmup).await;
+        measuring.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        tokio::time::sleep(load.measure).await;
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let mut result = LoadResult {
+            elapsed,
+            ..LoadResult::default()
+        };
+        for task in tasks {
+            let (messages, latencies) = task.await??;
+            result.messages += messages;
+            result.latencies.extend(latencies);
+        }
+        result.latencies.sort_unstable();
+        Ok(result)
+    })
+}
+
+/// Connects and upgrades, returning the stream once the 101 is read.
+async fn open(addr: SocketAddr) -> Res<TcpStream> {
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte by byte so that nothing after the headers is consumed here.
+    while !head.ends_with(b"\r\n\r\n") {
+        if tcp.read(&mut byte).await? == 0 {
+            return Err("server closed during the handshake".into());
+        }
+        head.push(byte[0]);
+        if head.len() > 8192 {
+            return Err("handshake response too long".into());
+        }
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(format!("handshake refused: {}", String::from_utf8_lossy(&head)).into());
+    }
+    Ok(tcp)
+}
+
+/// One connection's loop: keep `window` messages in flight, check each echo.
+async fn drive(
+    mut tcp: TcpStream,
+    load: Load,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> Res<(u64, Vec<u64>)> {
+    let payload: Vec<u8> = (0..load.size).map(|i| (i * 7 + 3) as u8).collect();
+    let mut frame = bytes::BytesMut::new();
+    wsproto_core::frame::encode_frame(
+        &mut frame,
+        wsproto_core::OpCode::Binary,
+        true,
+        &payload,
+        Some([0x12, 0x34, 0x56, 0x78]),
+    );
+    let header_len = match load.size {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
+    };
+    let mut batch = Vec::with_capacity(frame.len() * load.window);
+    let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(load.window);
+    let mut buf = vec![0u8; (header_len + load.size).max(64 * 1024) * 2];
+    let mut filled = 0;
+    let mut messages = 0u64;
+    let mut latencies = Vec::new();
+    loop {
+        let done = stop.load(Ordering::Relaxed);
+        if !done && sent_at.len() < load.window {
+            batch.clear();
+            let now = Instant::now();
+            while sent_at.len() < load.window {
+                batch.extend_from_slice(&frame);
+                sent_at.push_back(now);
+            }
+            tcp.write_all(&batch).await?;
+        }
+        if sent_at.is_empty() {
+            break;
+        }
+        let n = tcp.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Err("server closed the connection".into());
+        }
+        filled += n;
+        let mut pos = 0;
+        while filled - pos >= header_len + load.size {
+            let frame = &buf[pos..pos + header_len + load.size];
+            if frame[0] != 0x82 || frame[header_len..] != payload[..] {
+                return Err("echo differs from what was sent".into());
+            }
+            pos += header_len + load.size;
+            let sent = sent_at.pop_front().ok_or("an echo nobody asked for")?;
+            if measuring.load(Ordering::Relaxed) && !done {
+                messages += 1;
+                latencies.push(sent.elapsed().as_nanos() as u64);
+            }
+        }
+        buf.copy_within(pos..filled, 0);
+        filled -= pos;
+    }
+    Ok((messages, latencies))
+}
+
+// ----- the whole comparison ---------------------------------------------------
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(lib: &str) -> Res<Server> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["server", "--lib", lib])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        io::BufRead::read_line(&mut io::BufReader::new(stdout), &mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .ok_or_else(|| format!("unexpected server output: {line:?}"))?
+            .parse()?;
+        Ok(Server { child, addr })
+    }
+
+    /// User plus system CPU time the server has used so far.
+    fn cpu_time(&self) -> Res<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line, in clock ticks.
+        let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+    }
+
+    fn rss_kib(&self) -> Res<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .ok_or("no VmRSS")?;
+        Ok(line.split_whitespace().nth(1).ok_or("bad VmRSS")?.parse()?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+struct Cell {
+    conns: usize,
+    size: usize,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    cpu_per_msg: Duration,
+}
+
+fn run_main(args: &[String]) -> Res<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let libs: Vec<String> = match flag(args, "--libs") {
+        Some(list) => list.split(',').map(str::to_string).collect(),
+        None => LIBS.iter().map(|s| s.to_string()).collect(),
+    };
+    let window = num(args, "--window", 1)?;
+    let idle = num(args, "--idle", 10_000)?;
+    let seconds = if quick { 2 } else { 5 };
+    let list = |name: &str, default: &[usize]| -> Res<Vec<usize>> {
+        match flag(args, name) {
+            Some(v) => v
+                .split(',')
+                .map(|n| n.parse().map_err(|_| format!("{name}: {v}").into()))
+                .collect(),
+            None => Ok(default.to_vec()),
+        }
+    };
+    let conn_counts = list("--conns", &[1, 100, 1000])?;
+    let sizes = list("--sizes", &[16, 1024, 64 * 1024])?;
+    let seconds = num(args, "--seconds", seconds as usize)? as u64;
+
+    let mut results: Vec<(String, Vec<Cell>, f64)> = Vec::new();
+    for lib in &libs {
+        let mut cells = Vec::new();
+        for &conns in &conn_counts {
+            for &size in &sizes {
+                // A fresh server per cell, so one cell's buffers or leftover
+                // connections never weigh on the next.
+                let server = Server::start(lib)?;
+                let load = Load {
+                    addr: server.addr,
+                    conns,
+                    size,
+                    window,
+                    warmup: Duration::from_secs(1),
+                    measure: Duration::from_secs(seconds),
+                };
+                // CPU is read around the whole run and divided by every
+                // message the server echoed, warm-up included.
+                let cpu_before = server.cpu_time()?;
+                let handle = std::thread::spawn(move || run_load(load).map_err(|e| e.to_string()));
+                let r = handle.join().map_err(|_| "load thread panicked")??;
+                let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+                let total = r.messages as f64 * (load.warmup + load.measure).as_secs_f64()
+                    / load.measure.as_secs_f64();
+                let cell = Cell {
+                    conns,
+                    size,
+                    rate: r.rate(),
+                    p50: r.percentile(0.5),
+                    p99: r.percentile(0.99),
+                    cpu_per_msg: cpu.div_f64(total.max(1.0)),
+                };
+                eprintln!(
+                    "{lib:>18} {conns:>5} conns x {size:>6} B: {:>9.0} msgs/s  p50 {:>9.1?}  p99 {:>9.1?}  server CPU/msg {:>7.2?}",
+                    cell.rate, cell.p50, cell.p99, cell.cpu_per_msg
+                );
+                cells.push(cell);
+            }
+        }
+        let per_conn = if idle > 0 {
+            idle_memory(lib, idle)?
+        } else {
+            0.0
+        };
+        eprintln!("{lib:>18} idle memory: {per_conn:.1} KiB per connection ({idle} connections)");
+        results.push((lib.clone(), cells, per_conn));
+    }
+    print_tables(&results, window, seconds, idle);
+    Ok(())
+}
+
+/// Resident memory the server gains per idle connection: `n` connections
+/// upgraded, each having echoed one 16-byte message, then left idle.
+fn idle_memory(lib: &str, n: usize) -> Res<f64> {
+    let server = Server::start(lib)?;
+    let addr = server.addr;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let before = server.rss_kib()?;
+    let conns = rt.block_on(async move {
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut tcp = open(addr).await?;
+            let mut frame = bytes::BytesMut::new();
+            wsproto_core::frame::encode_frame(
+                &mut frame,
+                wsproto_core::OpCode::Binary,
+                true,
+                &[7; 16],
+                Some([1, 2, 3, 4]),
+            );
+            tcp.write_all(&frame).await?;
+            let mut echo = [0u8; 18];
+            tcp.read_exact(&mut echo).await?;
+            conns.push(tcp);
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(conns)
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let after = server.rss_kib()?;
+    drop(conns);
+    Ok(after.saturating_sub(before) as f64 / n as f64)
+}
+
+fn print_tables(results: &[(String, Vec<Cell>, f64)], window: usize, seconds: u64, idle: usize) {
+    let names: Vec<&str> = results.iter().map(|(l, _, _)| l.as_str()).collect();
+    let ours = results.iter().position(|(l, _, _)| l == "wsproto");
+    println!(
+        "Echo over loopback: {window} message(s) in flight per connection, {seconds} s measured after 1 s warm-up; server on a current-thread runtime.\n"
+    );
+    println!("| connections × size | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(names.len()));
+    let Some((_, first, _)) = results.first() else {
+        return;
+    };
+    for (i, cell) in first.iter().enumerate() {
+        let row: Vec<String> = results
+            .iter()
+            .map(|(_, cells, _)| {
+                let c = &cells[i];
+                let ratio = match ours {
+                    Some(o) if c.rate > 0.0 => {
+                        format!(" ({:.2}x)", results[o].1[i].rate / c.rate)
+                    }
+                    _ => String::new(),
+                };
+                format!(
+                    "{:.0} msgs/s{ratio}, p50 {:.2} ms, p99 {:.2} ms, CPU {:.1} µs/msg",
+                    c.rate,
+                    c.p50.as_secs_f64() * 1e3,
+                    c.p99.as_secs_f64() * 1e3,
+                    c.cpu_per_msg.as_secs_f64() * 1e6
+                )
+            })
+            .collect();
+        println!("| {} × {} B | {} |", cell.conns, cell.size, row.join(" | "));
+    }
+    println!("\n(x) is wsproto's messages/s divided by that column's.\n");
+    println!(
+        "Resident memory per idle connection ({idle} connections, each after one 16 B echo):\n"
+    );
+    println!("| {} |", names.join(" | "));
+    println!("|{}", "---|".repeat(names.len()));
+    let mem: Vec<String> = results
+        .iter()
+        .map(|(_, _, kib)| format!("{kib:.1} KiB"))
+        .collect();
+    println!("| {} |", mem.join(" | "));
+}

@@ -1,0 +1,234 @@
+//! The outgoing queue: bytes waiting for the transport, in order.
+//!
+//! Headers, control frames, small payloads and masked payloads are copied
+//! into one contiguous buffer, so that many small frames leave in a single
+//! write. A large unmasked payload given as [`Bytes`] is queued by
+//! reference instead, so a server echoing or broadcasting a 64 KiB message
+//! does not copy it: the transport writes the header and the payload together
+//! with a vectored write (see [`Connection::transmit_chunks`]).
+//!
+//! [`Connection::transmit_chunks`]: crate::Connection::transmit_chunks
+
+use alloc::collections::VecDeque;
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Payloads at least this long are queued by reference rather than copied
+/// when no mask has to be applied. Below it the copy is cheaper than
+/// `writev` over `send` (measured with `echo_bench`: at 100 connections
+/// × 1 KiB, queuing by reference cost more server CPU per message than
+/// copying; at 64 KiB it saved about 15%), and copied frames coalesce.
+pub(crate) const SHARE_MIN: usize = 16 * 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct TxQueue {
+    /// Headers and copied payloads, contiguous.
+    copied: BytesMut,
+    /// How many bytes of `copied` were written out so far, ever.
+    consumed: u64,
+    /// Payloads queued by reference, each with the position in `copied`
+    /// (counted like `consumed`) before which it goes. Empty unless large
+    /// unmasked payloads are waiting, so small frames never touch it.
+    shared: VecDeque<(u64, Bytes)>,
+    len: usize,
+}
+
+impl TxQueue {
+    /// Total bytes queued.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The copy buffer, for appending; call [`commit_copied`](Self::commit_copied)
+    /// with how many bytes were appended.
+    #[inline]
+    pub(crate) fn copy_buf(&mut self) -> &mut BytesMut {
+        &mut self.copied
+    }
+
+    /// Records that `n` bytes were appended to the copy buffer.
+    #[inline]
+    pub(crate) fn commit_copied(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    /// Queues `payload` without copying it.
+    #[inline]
+    pub(crate) fn push_shared(&mut self, payload: Bytes) {
+        if payload.is_empty() {
+            return;
+        }
+        self.len += payload.len();
+        let at = self.consumed + self.copied.len() as u64;
+        self.shared.push_back((at, payload));
+    }
+
+    /// How many copied bytes go before the shared payload queued at `at`.
+    #[inline]
+    fn copied_before(&self, at: u64) -> usize {
+        usize::try_from(at - self.consumed).unwrap_or(usize::MAX)
+    }
+
+    /// The first contiguous run of queued bytes.
+    #[inline]
+    pub(crate) fn first(&self) -> Option<&[u8]> {
+        if self.len == 0 {
+            return None;
+        }
+        match self.shared.front() {
+            None => Some(&self.copied),
+            Some((at, payload)) => match self.copied_before(*at) {
+                0 => Some(payload),
+                n => self.copied.get(..n),
+            },
+        }
+    }
+
+    /// Every queued run, in order.
+    #[inline]
+    pub(crate) fn chunks(&self) -> Chunks<'_> {
+        Chunks {
+            copied: &self.copied,
+            position: self.consumed,
+            shared: self.shared.iter(),
+            next_shared: None,
+        }
+    }
+
+    /// Drops the first `n` queued bytes (fewer if fewer are queued).
+    #[inline]
+    pub(crate) fn advance(&mut self, n: usize) {
+        if n >= self.len {
+            // The common case: the transport took everything.
+            self.consumed += self.copied.len() as u64;
+            self.copied.clear();
+            self.shared.clear();
+            self.len = 0;
+            return;
+        }
+        self.advance_partly(n);
+    }
+
+    fn advance_partly(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let before = match self.shared.front() {
+                None => usize::MAX,
+                Some((at, _)) => self.copied_before(*at),
+            };
+            if before > 0 {
+                let k = n.min(before).min(self.copied.len());
+                if k == 0 {
+                    break; // `len` said more was queued than is: cannot happen
+                }
+                self.copied.advance(k);
+                self.consumed += k as u64;
+                n -= k;
+            } else if let Some((_, payload)) = self.shared.front_mut() {
+                let k = n.min(payload.len());
+                payload.advance(k);
+                n -= k;
+                if payload.is_empty() {
+                    self.shared.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Forgets everything queued.
+    pub(crate) fn clear(&mut self) {
+        self.advance(usize::MAX);
+    }
+}
+
+/// The queued runs of bytes, in the order they must be written; from
+/// [`Connection::transmit_chunks`](crate::Connection::transmit_chunks).
+#[derive(Debug, Clone)]
+pub struct Chunks<'a> {
+    copied: &'a [u8],
+    /// Position of `copied[0]`, counted like `TxQueue::consumed`.
+    position: u64,
+    shared: alloc::collections::vec_deque::Iter<'a, (u64, Bytes)>,
+    /// A shared payload whose preceding copied bytes were just handed out.
+    next_shared: Option<&'a Bytes>,
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if let Some(payload) = self.next_shared.take() {
+            return Some(payload);
+        }
+        match self.shared.next() {
+            None => {
+                let rest = core::mem::take(&mut self.copied);
+                (!rest.is_empty()).then_some(rest)
+            }
+            Some((at, payload)) => {
+                let n = usize::try_from(at - self.position).unwrap_or(usize::MAX);
+                if n == 0 {
+                    return Some(payload);
+                }
+                let (run, rest) = self.copied.split_at(n.min(self.copied.len()));
+                self.copied = rest;
+                self.position = *at;
+                self.next_shared = Some(payload);
+                Some(run)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use bytes::BufMut;
+
+    fn copy(q: &mut TxQueue, data: &[u8]) {
+        q.copy_buf().put_slice(data);
+        q.commit_copied(data.len());
+    }
+
+    fn contents(q: &TxQueue) -> Vec<u8> {
+        q.chunks().flatten().copied().collect()
+    }
+
+    #[test]
+    fn copies_coalesce_and_shared_payloads_stay_separate() {
+        let mut q = TxQueue::default();
+        copy(&mut q, b"ab");
+        copy(&mut q, b"cd");
+        q.push_shared(Bytes::from_static(b"efgh"));
+        copy(&mut q, b"ij");
+        let runs: Vec<&[u8]> = q.chunks().collect();
+        assert_eq!(runs, [&b"abcd"[..], b"efgh", b"ij"]);
+        assert_eq!(q.first(), Some(&b"abcd"[..]));
+        assert_eq!(q.len(), 10);
+    }
+
+    #[test]
+    fn advance_across_runs_keeps_the_order() {
+        let mut q = TxQueue::default();
+        copy(&mut q, b"abc");
+        q.push_shared(Bytes::from_static(b"defg"));
+        copy(&mut q, b"hi");
+        q.advance(2);
+        assert_eq!(contents(&q), b"cdefghi");
+        q.advance(3);
+        assert_eq!(q.first(), Some(&b"fg"[..]));
+        assert_eq!(contents(&q), b"fghi");
+        q.advance(100);
+        assert!(q.is_empty());
+        assert_eq!(q.first(), None);
+        copy(&mut q, b"x");
+        assert_eq!(contents(&q), b"x");
+    }
+}
