@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Runs the criterion benches (mask, decode, encode; peers side by side in the
-# same run) and prints the tables of docs/performance.md.
+# same run) and the loopback echo comparison (benches/src/bin/echo_bench.rs),
+# and prints the tables of docs/performance.md.
 #
 #   scripts/perf.sh [--quick]
 #
-# --quick shortens warm-up and measurement (about 4 minutes instead of 10).
+# --quick shortens warm-up and measurement (about 7 minutes instead of 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=()
-if [ "${1:-}" = "--quick" ]; then args=(-- --warm-up-time 1 --measurement-time 2); fi
+echo_args=()
+if [ "${1:-}" = "--quick" ]; then
+  args=(-- --warm-up-time 1 --measurement-time 2)
+  echo_args=(--quick)
+fi
+cargo build -q --release -p wsproto-benches --bin echo_bench
 for bench in mask decode encode; do
   cargo bench -q -p wsproto-benches --bench "$bench" "${args[@]}" > "target/bench-$bench.log" 2>&1
 done
@@ -20,3 +26,6 @@ scripts/bench_table.py decode memcpy tungstenite fastwebsockets
 echo
 echo "## encode (million messages/s)"
 scripts/bench_table.py encode memcpy tungstenite fastwebsockets
+echo
+echo "## echo over loopback (tokio, one server thread each)"
+target/release/echo_bench run "${echo_args[@]}" 2> target/echo_bench.log

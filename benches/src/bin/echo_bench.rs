@@ -442,55 +442,73 @@ fn run_main(args: &[String]) -> Res<()> {
     let sizes = list("--sizes", &[16, 1024, 64 * 1024])?;
     let seconds = num(args, "--seconds", seconds as usize)? as u64;
 
-    let mut results: Vec<(String, Vec<Cell>, f64)> = Vec::new();
-    for lib in &libs {
-        let mut cells = Vec::new();
-        for &conns in &conn_counts {
-            for &size in &sizes {
-                // A fresh server per cell, so one cell's buffers or leftover
-                // connections never weigh on the next.
-                let server = Server::start(lib)?;
-                let load = Load {
-                    addr: server.addr,
-                    conns,
-                    size,
-                    window,
-                    warmup: Duration::from_secs(1),
-                    measure: Duration::from_secs(seconds),
-                };
-                // CPU is read around the whole run and divided by every
-                // message the server echoed, warm-up included.
-                let cpu_before = server.cpu_time()?;
-                let handle = std::thread::spawn(move || run_load(load).map_err(|e| e.to_string()));
-                let r = handle.join().map_err(|_| "load thread panicked")??;
-                let cpu = server.cpu_time()?.saturating_sub(cpu_before);
-                let total = r.messages as f64 * (load.warmup + load.measure).as_secs_f64()
-                    / load.measure.as_secs_f64();
-                let cell = Cell {
-                    conns,
-                    size,
-                    rate: r.rate(),
-                    p50: r.percentile(0.5),
-                    p99: r.percentile(0.99),
-                    cpu_per_msg: cpu.div_f64(total.max(1.0)),
-                };
-                eprintln!(
-                    "{lib:>18} {conns:>5} conns x {size:>6} B: {:>9.0} msgs/s  p50 {:>9.1?}  p99 {:>9.1?}  server CPU/msg {:>7.2?}",
-                    cell.rate, cell.p50, cell.p99, cell.cpu_per_msg
-                );
-                cells.push(cell);
+    // Cells outer, libraries inner: a burst of noise from other tenants of
+    // the machine then hits neighbouring columns of one row, not one
+    // library's whole column. With --rounds N each cell is measured N times
+    // per library (rounds interleaved) and the median rate is kept.
+    let rounds = num(args, "--rounds", if quick { 1 } else { 3 })?.max(1);
+    let mut results: Vec<(String, Vec<Cell>, f64)> =
+        libs.iter().map(|l| (l.clone(), Vec::new(), 0.0)).collect();
+    for &conns in &conn_counts {
+        for &size in &sizes {
+            let mut samples: Vec<Vec<Cell>> = libs.iter().map(|_| Vec::new()).collect();
+            for _ in 0..rounds {
+                for (lib, samples) in libs.iter().zip(&mut samples) {
+                    let cell = measure_cell(lib, conns, size, window, seconds)?;
+                    eprintln!(
+                        "{lib:>18} {conns:>5} conns x {size:>6} B: {:>9.0} msgs/s  p50 {:>9.1?}  p99 {:>9.1?}  server CPU/msg {:>7.2?}",
+                        cell.rate, cell.p50, cell.p99, cell.cpu_per_msg
+                    );
+                    samples.push(cell);
+                }
+            }
+            for (result, mut samples) in results.iter_mut().zip(samples) {
+                samples.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+                let median = samples.swap_remove(samples.len() / 2);
+                result.1.push(median);
             }
         }
-        let per_conn = if idle > 0 {
-            idle_memory(lib, idle)?
-        } else {
-            0.0
-        };
-        eprintln!("{lib:>18} idle memory: {per_conn:.1} KiB per connection ({idle} connections)");
-        results.push((lib.clone(), cells, per_conn));
     }
-    print_tables(&results, window, seconds, idle);
+    for (lib, _, per_conn) in &mut results {
+        if idle > 0 {
+            *per_conn = idle_memory(lib, idle)?;
+            eprintln!(
+                "{lib:>18} idle memory: {per_conn:.1} KiB per connection ({idle} connections)"
+            );
+        }
+    }
+    print_tables(&results, window, seconds, rounds, idle);
     Ok(())
+}
+
+/// One library, one (connections, size) cell, against a fresh server so
+/// that one cell's buffers or leftover connections never weigh on the next.
+fn measure_cell(lib: &str, conns: usize, size: usize, window: usize, seconds: u64) -> Res<Cell> {
+    let server = Server::start(lib)?;
+    let load = Load {
+        addr: server.addr,
+        conns,
+        size,
+        window,
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs(seconds),
+    };
+    // CPU is read around the whole run and divided by every message the
+    // server echoed, the warm-up's estimated from the measured rate.
+    let cpu_before = server.cpu_time()?;
+    let handle = std::thread::spawn(move || run_load(load).map_err(|e| e.to_string()));
+    let r = handle.join().map_err(|_| "load thread panicked")??;
+    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+    let total =
+        r.messages as f64 * (load.warmup + load.measure).as_secs_f64() / load.measure.as_secs_f64();
+    Ok(Cell {
+        conns,
+        size,
+        rate: r.rate(),
+        p50: r.percentile(0.5),
+        p99: r.percentile(0.99),
+        cpu_per_msg: cpu.div_f64(total.max(1.0)),
+    })
 }
 
 /// Resident memory the server gains per idle connection: `n` connections
@@ -527,11 +545,17 @@ fn idle_memory(lib: &str, n: usize) -> Res<f64> {
     Ok(after.saturating_sub(before) as f64 / n as f64)
 }
 
-fn print_tables(results: &[(String, Vec<Cell>, f64)], window: usize, seconds: u64, idle: usize) {
+fn print_tables(
+    results: &[(String, Vec<Cell>, f64)],
+    window: usize,
+    seconds: u64,
+    rounds: usize,
+    idle: usize,
+) {
     let names: Vec<&str> = results.iter().map(|(l, _, _)| l.as_str()).collect();
     let ours = results.iter().position(|(l, _, _)| l == "wsproto");
     println!(
-        "Echo over loopback: {window} message(s) in flight per connection, {seconds} s measured after 1 s warm-up; server on a current-thread runtime.\n"
+        "Echo over loopback: {window} message(s) in flight per connection, {seconds} s measured after 1 s warm-up, median of {rounds} interleaved round(s); server on a current-thread runtime.\n"
     );
     println!("| connections × size | {} |", names.join(" | "));
     println!("|---|{}", "---|".repeat(names.len()));

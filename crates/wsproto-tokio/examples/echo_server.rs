@@ -1,17 +1,26 @@
 //! An async echo server: every text and binary message comes back as is.
 //!
-//!     cargo run --release -p wsproto-tokio --example echo_server [ADDR]
+//!     cargo run --release -p wsproto-tokio --example echo_server -- [--addr HOST:PORT]
 //!
-//! ADDR defaults to 127.0.0.1:9002.
+//! The address defaults to 127.0.0.1:9002. It runs on a current-thread
+//! runtime (one core), as the echo servers of the benchmarks do.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9002".to_string());
+    let args: Vec<String> = std::env::args().collect();
+    let addr = match args.iter().position(|a| a == "--addr") {
+        Some(i) => match args.get(i + 1) {
+            Some(addr) => addr.clone(),
+            None => {
+                eprintln!("--addr needs HOST:PORT");
+                std::process::exit(2);
+            }
+        },
+        None => "127.0.0.1:9002".to_string(),
+    };
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("echo server on ws://{}", listener.local_addr()?);
     loop {
