@@ -2,11 +2,13 @@
 
 mod accept;
 pub(crate) mod client;
+mod deflate;
 mod negotiate;
 pub(crate) mod server;
 
 pub use accept::{accept_key, WEBSOCKET_GUID};
 pub use client::{ClientHandshake, ClientRequest, Response};
+pub use deflate::{DeflateConfig, DeflateParams, DeflateResponseError, PERMESSAGE_DEFLATE};
 pub use negotiate::{parse_extensions, Extension};
 pub use server::{render_response, Accept, Reject, Request, ServerHandshake};
 
