@@ -176,6 +176,8 @@ struct LoadResult {
     elapsed: Duration,
     /// Round-trip times in nanoseconds, sorted.
     latencies: Vec<u64>,
+    /// CPU time the server process used while messages were counted.
+    server_cpu: Option<Duration>,
 }
 
 impl LoadResult {
@@ -199,6 +201,8 @@ struct Load {
     window: usize,
     warmup: Duration,
     measure: Duration,
+    /// The server's process id, to read its CPU time over the measurement.
+    server_pid: Option<u32>,
 }
 
 fn load_main(args: &[String]) -> Res<()> {
@@ -209,6 +213,7 @@ fn load_main(args: &[String]) -> Res<()> {
         window: num(args, "--window", 1)?.max(1),
         warmup: Duration::from_secs(num(args, "--warmup", 1)? as u64),
         measure: Duration::from_secs(num(args, "--seconds", 5)? as u64),
+        server_pid: None,
     };
     let r = run_load(load)?;
     println!(
@@ -238,13 +243,18 @@ fn run_load(load: Load) -> Res<LoadResult> {
             .map(|tcp| tokio::spawn(drive(tcp, load, measuring.clone(), stop.clone())))
             .collect();
         tokio::time::sleep(load.warmup).await;
+        let cpu_before = load.server_pid.map(cpu_time).transpose()?;
         measuring.store(true, Ordering::Relaxed);
         let started = Instant::now();
         tokio::time::sleep(load.measure).await;
         stop.store(true, Ordering::Relaxed);
         let elapsed = started.elapsed();
+        let cpu_after = load.server_pid.map(cpu_time).transpose()?;
         let mut result = LoadResult {
             elapsed,
+            server_cpu: cpu_before
+                .zip(cpu_after)
+                .map(|(before, after)| after.saturating_sub(before)),
             ..LoadResult::default()
         };
         for task in tasks {
@@ -300,11 +310,15 @@ async fn drive(
         &payload,
         Some([0x12, 0x34, 0x56, 0x78]),
     );
-    let header_len = match load.size {
-        0..=125 => 2,
-        126..=65535 => 4,
-        _ => 10,
-    };
+    // The echo comes back unmasked.
+    let header_len = wsproto_core::FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: wsproto_core::OpCode::Binary,
+        mask: None,
+        payload_len: load.size as u64,
+    }
+    .encoded_len();
     let mut batch = Vec::with_capacity(frame.len() * load.window);
     let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(load.window);
     let mut buf = vec![0u8; (header_len + load.size).max(64 * 1024) * 2];
@@ -373,17 +387,6 @@ impl Server {
         Ok(Server { child, addr })
     }
 
-    /// User plus system CPU time the server has used so far.
-    fn cpu_time(&self) -> Res<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th fields of the whole line, in clock ticks.
-        let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
-    }
-
     fn rss_kib(&self) -> Res<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let line = status
@@ -401,14 +404,28 @@ impl Drop for Server {
     }
 }
 
+/// User plus system CPU time process `pid` has used so far.
+fn cpu_time(pid: u32) -> Res<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields of the whole line, in clock ticks.
+    let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
 fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
 }
 
 struct Cell {
@@ -492,22 +509,20 @@ fn measure_cell(lib: &str, conns: usize, size: usize, window: usize, seconds: u6
         window,
         warmup: Duration::from_secs(1),
         measure: Duration::from_secs(seconds),
+        server_pid: Some(server.child.id()),
     };
-    // CPU is read around the whole run and divided by every message the
-    // server echoed, the warm-up's estimated from the measured rate.
-    let cpu_before = server.cpu_time()?;
     let handle = std::thread::spawn(move || run_load(load).map_err(|e| e.to_string()));
     let r = handle.join().map_err(|_| "load thread panicked")??;
-    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
-    let total =
-        r.messages as f64 * (load.warmup + load.measure).as_secs_f64() / load.measure.as_secs_f64();
+    // Server CPU over the measured seconds only (not the connection set-up
+    // or the warm-up), divided by the messages echoed in them.
+    let cpu = r.server_cpu.unwrap_or_default();
     Ok(Cell {
         conns,
         size,
         rate: r.rate(),
         p50: r.percentile(0.5),
         p99: r.percentile(0.99),
-        cpu_per_msg: cpu.div_f64(total.max(1.0)),
+        cpu_per_msg: cpu.div_f64((r.messages as f64).max(1.0)),
     })
 }
 
@@ -520,18 +535,18 @@ fn idle_memory(lib: &str, n: usize) -> Res<f64> {
         .enable_all()
         .build()?;
     let before = server.rss_kib()?;
+    let mut frame = bytes::BytesMut::new();
+    wsproto_core::frame::encode_frame(
+        &mut frame,
+        wsproto_core::OpCode::Binary,
+        true,
+        &[7; 16],
+        Some([1, 2, 3, 4]),
+    );
     let conns = rt.block_on(async move {
         let mut conns = Vec::with_capacity(n);
         for _ in 0..n {
             let mut tcp = open(addr).await?;
-            let mut frame = bytes::BytesMut::new();
-            wsproto_core::frame::encode_frame(
-                &mut frame,
-                wsproto_core::OpCode::Binary,
-                true,
-                &[7; 16],
-                Some([1, 2, 3, 4]),
-            );
             tcp.write_all(&frame).await?;
             let mut echo = [0u8; 18];
             tcp.read_exact(&mut echo).await?;

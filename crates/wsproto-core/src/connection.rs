@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, ProtocolError};
 use crate::frame::MAX_CONTROL_PAYLOAD;
 use crate::frame::{
-    encode_frame, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step, MAX_HEADER_LEN,
+    encode_frame, encode_header, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step,
 };
 use crate::message::{Message, Utf8Bytes, Utf8Validator};
 use crate::random::RandomSource;
@@ -518,28 +518,12 @@ impl Connection {
             random.fill(&mut key);
             key
         });
-        let buf = self.tx.copy_buf();
-        let before = buf.len();
-        encode_frame(buf, opcode, fin, payload, mask);
-        let written = buf.len() - before;
-        self.tx.commit_copied(written);
+        encode_frame(self.tx.copy_buf(), opcode, fin, payload, mask);
     }
 
     /// Queues an unmasked frame whose payload is sent by reference.
     fn queue_shared(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
-        let header = FrameHeader {
-            fin,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut head);
-        self.tx
-            .copy_buf()
-            .extend_from_slice(head.get(..n).unwrap_or_default());
-        self.tx.commit_copied(n);
+        encode_header(self.tx.copy_buf(), opcode, fin, payload.len(), None);
         self.tx.push_shared(payload);
     }
 
@@ -575,6 +559,33 @@ impl Connection {
     #[inline]
     pub fn transmit_chunks(&self) -> Chunks<'_> {
         self.tx.chunks()
+    }
+
+    /// Fills `slices` with the first chunks of
+    /// [`transmit_chunks`](Self::transmit_chunks), for
+    /// `Write::write_vectored`, and returns how many it filled (0 when
+    /// nothing is waiting). With one chunk a plain `write` of it is the
+    /// cheaper system call.
+    ///
+    /// ```
+    /// use std::io::IoSlice;
+    /// use wsproto_core::{Config, Connection};
+    ///
+    /// let mut conn = Connection::server(Config::default());
+    /// conn.send_text("hi").unwrap();
+    /// let mut slices = [IoSlice::new(&[]); 8];
+    /// let n = conn.transmit_io_slices(&mut slices);
+    /// assert_eq!(n, 1);
+    /// assert_eq!(&*slices[0], b"\x81\x02hi");
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn transmit_io_slices<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(self.tx.chunks()) {
+            *slot = std::io::IoSlice::new(chunk);
+            count += 1;
+        }
+        count
     }
 
     /// Marks the first `n` bytes waiting to be written as written.

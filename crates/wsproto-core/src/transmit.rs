@@ -13,10 +13,11 @@ use alloc::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Payloads at least this long are queued by reference rather than copied
-/// when no mask has to be applied. Below it the copy is cheaper than
-/// `writev` over `send` (measured with `echo_bench`: at 100 connections
-/// × 1 KiB, queuing by reference cost more server CPU per message than
-/// copying; at 64 KiB it saved about 15%), and copied frames coalesce.
+/// when no mask has to be applied. Smaller ones are copied: they then
+/// coalesce with their header into one `send` instead of a `writev`, and
+/// with `echo_bench` at 100 connections × 1 KiB a 1 KiB threshold measured
+/// worse than copying (docs/performance.md, "Vectored writes"); at 64 KiB
+/// queuing by reference cut server CPU per message by about a sixth.
 pub(crate) const SHARE_MIN: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
@@ -29,32 +30,26 @@ pub(crate) struct TxQueue {
     /// (counted like `consumed`) before which it goes. Empty unless large
     /// unmasked payloads are waiting, so small frames never touch it.
     shared: VecDeque<(u64, Bytes)>,
-    len: usize,
+    /// Bytes in `shared`.
+    shared_len: usize,
 }
 
 impl TxQueue {
     /// Total bytes queued.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.copied.len() + self.shared_len
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// The copy buffer, for appending; call [`commit_copied`](Self::commit_copied)
-    /// with how many bytes were appended.
+    /// The copy buffer, for appending frames.
     #[inline]
     pub(crate) fn copy_buf(&mut self) -> &mut BytesMut {
         &mut self.copied
-    }
-
-    /// Records that `n` bytes were appended to the copy buffer.
-    #[inline]
-    pub(crate) fn commit_copied(&mut self, n: usize) {
-        self.len += n;
     }
 
     /// Queues `payload` without copying it.
@@ -63,7 +58,7 @@ impl TxQueue {
         if payload.is_empty() {
             return;
         }
-        self.len += payload.len();
+        self.shared_len += payload.len();
         let at = self.consumed + self.copied.len() as u64;
         self.shared.push_back((at, payload));
     }
@@ -77,11 +72,8 @@ impl TxQueue {
     /// The first contiguous run of queued bytes.
     #[inline]
     pub(crate) fn first(&self) -> Option<&[u8]> {
-        if self.len == 0 {
-            return None;
-        }
         match self.shared.front() {
-            None => Some(&self.copied),
+            None => (!self.copied.is_empty()).then_some(self.copied.as_ref()),
             Some((at, payload)) => match self.copied_before(*at) {
                 0 => Some(payload),
                 n => self.copied.get(..n),
@@ -103,19 +95,18 @@ impl TxQueue {
     /// Drops the first `n` queued bytes (fewer if fewer are queued).
     #[inline]
     pub(crate) fn advance(&mut self, n: usize) {
-        if n >= self.len {
+        if n >= self.len() {
             // The common case: the transport took everything.
             self.consumed += self.copied.len() as u64;
             self.copied.clear();
             self.shared.clear();
-            self.len = 0;
+            self.shared_len = 0;
             return;
         }
         self.advance_partly(n);
     }
 
     fn advance_partly(&mut self, mut n: usize) {
-        self.len -= n;
         while n > 0 {
             let before = match self.shared.front() {
                 None => usize::MAX,
@@ -124,7 +115,7 @@ impl TxQueue {
             if before > 0 {
                 let k = n.min(before).min(self.copied.len());
                 if k == 0 {
-                    break; // `len` said more was queued than is: cannot happen
+                    break; // only when `n` exceeded what is queued: cannot happen
                 }
                 self.copied.advance(k);
                 self.consumed += k as u64;
@@ -132,6 +123,7 @@ impl TxQueue {
             } else if let Some((_, payload)) = self.shared.front_mut() {
                 let k = n.min(payload.len());
                 payload.advance(k);
+                self.shared_len -= k;
                 n -= k;
                 if payload.is_empty() {
                     self.shared.pop_front();
@@ -194,7 +186,6 @@ mod tests {
 
     fn copy(q: &mut TxQueue, data: &[u8]) {
         q.copy_buf().put_slice(data);
-        q.commit_copied(data.len());
     }
 
     fn contents(q: &TxQueue) -> Vec<u8> {

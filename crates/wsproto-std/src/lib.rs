@@ -221,16 +221,16 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Writes everything queued, then flushes the transport.
     pub fn flush(&mut self) -> Result<(), Error> {
-        while self.conn.buffered_out() > 0 {
+        loop {
             // Headers and large payloads queued by reference go out in one
-            // writev; a transport without vectored writes takes the first.
+            // writev; a single chunk in a plain write.
             let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
-            let mut count = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.conn.transmit_chunks()) {
-                *slot = io::IoSlice::new(chunk);
-                count += 1;
-            }
-            match self.stream.write_vectored(&slices[..count]) {
+            let written = match self.conn.transmit_io_slices(&mut slices) {
+                0 => break,
+                1 => self.stream.write(&slices[0]),
+                n => self.stream.write_vectored(&slices[..n]),
+            };
+            match written {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => self.conn.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -55,10 +55,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let limit = config.handshake_timeout;
-    tokio::time::timeout(limit, server_handshake(io, config, callback))
-        .await
-        .unwrap_or(Err(Error::HandshakeTimeout))
+    within(
+        config.handshake_timeout,
+        server_handshake(io, config, callback),
+    )
+    .await
 }
 
 async fn server_handshake<S, F>(
@@ -146,10 +147,11 @@ pub async fn client<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let limit = config.handshake_timeout;
-    tokio::time::timeout(limit, client_handshake(io, request, config))
-        .await
-        .unwrap_or(Err(Error::HandshakeTimeout))
+    within(
+        config.handshake_timeout,
+        client_handshake(io, request, config),
+    )
+    .await
 }
 
 async fn client_handshake<S>(
@@ -175,4 +177,14 @@ where
     };
     let conn = hs.into_connection()?;
     Ok((WebSocketStream::from_connection(io, conn), response))
+}
+
+/// Runs a handshake, giving up with [`Error::HandshakeTimeout`] after `limit`.
+async fn within<T>(
+    limit: std::time::Duration,
+    handshake: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(limit, handshake)
+        .await
+        .unwrap_or(Err(Error::HandshakeTimeout))
 }

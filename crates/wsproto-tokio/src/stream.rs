@@ -101,19 +101,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Writes out everything the connection has queued, then flushes.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let vectored = self.io.is_write_vectored();
-        while let Some(chunk) = self.conn.poll_transmit() {
-            let written = if vectored && chunk.len() < self.conn.buffered_out() {
-                // Headers and large payloads queued by reference: one writev.
-                let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
-                let mut count = 0;
-                for (slot, chunk) in slices.iter_mut().zip(self.conn.transmit_chunks()) {
-                    *slot = io::IoSlice::new(chunk);
-                    count += 1;
+        loop {
+            // Headers and large payloads queued by reference go out in one
+            // writev; a single chunk (or a transport without vectored
+            // writes) in a plain write.
+            let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
+            let written = match self.conn.transmit_io_slices(&mut slices) {
+                0 => break,
+                n if vectored && n > 1 => {
+                    ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))
                 }
-                let slices = &slices[..count];
-                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, slices))
-            } else {
-                ready!(Pin::new(&mut self.io).poll_write(cx, chunk))
+                _ => ready!(Pin::new(&mut self.io).poll_write(cx, &slices[0])),
             };
             match written {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),

@@ -25,20 +25,32 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
-    let header = FrameHeader {
-        fin,
-        rsv: 0,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let head_len = header.encode(&mut head);
-    out.reserve(head_len + payload.len());
-    out.put_slice(head.get(..head_len).unwrap_or_default());
+    out.reserve(MAX_HEADER_LEN + payload.len());
+    encode_header(out, opcode, fin, payload.len(), mask);
     let start = out.len();
     out.put_slice(payload);
     if let (Some(key), Some(written)) = (mask, out.get_mut(start..)) {
         apply_mask(written, key, 0);
     }
+}
+
+/// Appends only the header of a frame whose payload is `payload_len` bytes
+/// (for a payload written separately, as in a vectored write).
+pub(crate) fn encode_header(
+    out: &mut BytesMut,
+    opcode: OpCode,
+    fin: bool,
+    payload_len: usize,
+    mask: Option<[u8; 4]>,
+) {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload_len as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let head_len = header.encode(&mut head);
+    out.put_slice(head.get(..head_len).unwrap_or_default());
 }
