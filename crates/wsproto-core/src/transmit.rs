@@ -14,10 +14,10 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Payloads at least this long are queued by reference rather than copied
 /// when no mask has to be applied. Smaller ones are copied: they then
-/// coalesce with their header into one `send` instead of a `writev`, and
-/// with `echo_bench` at 100 connections × 1 KiB a 1 KiB threshold measured
-/// worse than copying (docs/performance.md, "Vectored writes"); at 64 KiB
-/// queuing by reference cut server CPU per message by about a sixth.
+/// coalesce with their header into one `send` instead of a `writev`; with a
+/// 1 KiB threshold `echo_bench` at 100 connections × 1 KiB measured more
+/// server CPU per message than copying (docs/performance.md, "Vectored
+/// writes"). From 16 KiB the copy saved is worth more than an I/O vector.
 pub(crate) const SHARE_MIN: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
