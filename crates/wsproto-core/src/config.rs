@@ -55,6 +55,13 @@ pub struct Config {
     /// a time holds a socket otherwise). The core has no clock and does not
     /// use it itself. Default 10 s.
     pub handshake_timeout: Duration,
+    /// permessage-deflate (RFC 7692): offered by a client and accepted by a
+    /// server with these settings, or never negotiated when `None`.
+    /// Default `Some(DeflateConfig::default())`. The zlib state of a
+    /// connection (about 300 KiB to compress at the default window, 40 KiB
+    /// to inflate) is only allocated once a message needs it.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::handshake::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -72,6 +79,8 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            #[cfg(feature = "deflate")]
+            deflate: Some(crate::handshake::DeflateConfig::default()),
         }
     }
 }

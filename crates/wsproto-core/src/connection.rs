@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, ProtocolError};
 use crate::frame::MAX_CONTROL_PAYLOAD;
 use crate::frame::{
-    encode_frame, encode_header, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step,
+    encode_frame_rsv, encode_header, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step, RSV1,
 };
 use crate::message::{Message, Utf8Bytes, Utf8Validator};
 use crate::random::RandomSource;
@@ -100,6 +100,13 @@ pub struct Connection {
     utf8: Utf8Validator,
     /// Whether the payload of the frame being decoded is text to validate.
     frame_is_text: bool,
+    /// Whether the message being received is compressed (RSV1 on its first frame).
+    msg_compressed: bool,
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::compression::PerMessageDeflate>,
+    /// The compressed message being received, inflated so far.
+    #[cfg(feature = "deflate")]
+    inflated: alloc::vec::Vec<u8>,
 
     close_sent: bool,
     close_received: bool,
@@ -154,6 +161,11 @@ impl Connection {
             msg_buf: BytesMut::new(),
             utf8: Utf8Validator::new(),
             frame_is_text: false,
+            msg_compressed: false,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+            #[cfg(feature = "deflate")]
+            inflated: alloc::vec::Vec::new(),
             close_sent: false,
             close_received: false,
             failed: false,
@@ -165,6 +177,51 @@ impl Connection {
             close_deadline: None,
             config,
         }
+    }
+
+    /// Turns on permessage-deflate with the parameters a handshake agreed
+    /// on, for connections whose handshake happened elsewhere (the
+    /// handshakes in this crate do it themselves). Call it before any
+    /// frames are decoded. Compression level and threshold come from
+    /// `Config::deflate` (or its defaults when that is `None`).
+    ///
+    /// ```
+    /// use wsproto_core::handshake::{parse_extensions, DeflateConfig};
+    /// use wsproto_core::{Config, Connection, Event, Message};
+    ///
+    /// let offer = parse_extensions("permessage-deflate; client_max_window_bits");
+    /// let agreed = DeflateConfig::default().accept_offer(&offer).unwrap();
+    /// let mut conn = Connection::server(Config::default()).with_permessage_deflate(agreed.params);
+    ///
+    /// // RFC 7692 section 7.2.3.1: "Hello" compressed, in a masked frame with RSV1.
+    /// let mut frame = vec![0xc1, 0x87, 0, 0, 0, 0];
+    /// frame.extend_from_slice(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    /// conn.receive(&frame);
+    /// let Some(Event::Message(msg)) = conn.poll_event().unwrap() else { panic!() };
+    /// assert_eq!(msg.as_text(), Some("Hello"));
+    ///
+    /// conn.send(Message::text("Hello ".repeat(20))).unwrap();
+    /// let out = conn.poll_transmit().unwrap();
+    /// assert_eq!(out[0], 0xc1); // FIN, RSV1, text
+    /// assert!(out.len() < 20); // 120 bytes of text in a few
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn with_permessage_deflate(
+        mut self,
+        params: crate::handshake::DeflateParams,
+    ) -> Connection {
+        let config = self.config.deflate.unwrap_or_default();
+        self.deflate = Some(crate::compression::PerMessageDeflate::new(
+            self.role, params, &config,
+        ));
+        self.decoder = FrameDecoder::new(self.role, RSV1, self.config.max_frame_size);
+        self
+    }
+
+    /// The permessage-deflate parameters in force, if it was negotiated.
+    #[cfg(feature = "deflate")]
+    pub fn permessage_deflate(&self) -> Option<&crate::handshake::DeflateParams> {
+        self.deflate.as_ref().map(|d| d.params())
     }
 
     /// Which side this is.
@@ -281,15 +338,30 @@ impl Connection {
                 self.msg_kind = Some(kind);
                 self.msg_fragments = 0;
                 self.msg_len = 0;
+                // The decoder lets RSV1 through only when permessage-deflate
+                // was negotiated.
+                self.msg_compressed = header.rsv & RSV1 != 0;
                 kind
             }
-            OpCode::Continuation => self.msg_kind.ok_or(ProtocolError::UnexpectedContinuation)?,
+            OpCode::Continuation => {
+                let kind = self.msg_kind.ok_or(ProtocolError::UnexpectedContinuation)?;
+                // RSV1 marks the first frame of a message only.
+                if header.rsv != 0 {
+                    return Err(ProtocolError::ReservedBits(header.rsv));
+                }
+                kind
+            }
             OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                // Control frames are never compressed.
+                if header.rsv != 0 {
+                    return Err(ProtocolError::ReservedBits(header.rsv));
+                }
                 self.frame_is_text = false;
                 return Ok(());
             }
         };
-        self.frame_is_text = kind == Kind::Text;
+        // Compressed text is validated after inflating, not on the wire.
+        self.frame_is_text = kind == Kind::Text && !self.msg_compressed;
         self.msg_fragments += 1;
         if self.msg_fragments > self.config.max_fragments {
             return Err(ProtocolError::TooManyFragments {
@@ -310,6 +382,10 @@ impl Connection {
         match header.opcode {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 let kind = self.msg_kind.ok_or(ProtocolError::UnexpectedContinuation)?;
+                #[cfg(feature = "deflate")]
+                if self.msg_compressed {
+                    return self.on_compressed_frame(kind, header.fin, &payload);
+                }
                 if kind == Kind::Text {
                     let unseen = payload.get(seen..).unwrap_or_default();
                     self.utf8
@@ -320,21 +396,13 @@ impl Connection {
                     self.msg_buf.extend_from_slice(&payload);
                     return Ok(None);
                 }
-                self.msg_kind = None;
                 let data = if self.msg_fragments == 1 {
                     payload // the common case: one frame, zero copy
                 } else {
                     self.msg_buf.extend_from_slice(&payload);
                     self.msg_buf.split().freeze()
                 };
-                let message = match kind {
-                    Kind::Text => {
-                        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                        Message::Text(Utf8Bytes::from_validated(data))
-                    }
-                    Kind::Binary => Message::Binary(data),
-                };
-                Ok(Some(Event::Message(message)))
+                self.complete_message(kind, data)
             }
             OpCode::Ping => {
                 if self.config.auto_pong && !self.close_sent {
@@ -364,11 +432,70 @@ impl Connection {
         }
     }
 
+    /// The last frame of a data message arrived: validate and hand it out.
+    fn complete_message(
+        &mut self,
+        kind: Kind,
+        data: Bytes,
+    ) -> Result<Option<Event>, ProtocolError> {
+        self.msg_kind = None;
+        self.msg_compressed = false;
+        let message = match kind {
+            Kind::Text => {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                Message::Text(Utf8Bytes::from_validated(data))
+            }
+            Kind::Binary => Message::Binary(data),
+        };
+        Ok(Some(Event::Message(message)))
+    }
+
+    /// A frame of a compressed message: inflate it within the message size
+    /// limit, and validate text as it comes out.
+    #[cfg(feature = "deflate")]
+    fn on_compressed_frame(
+        &mut self,
+        kind: Kind,
+        fin: bool,
+        payload: &[u8],
+    ) -> Result<Option<Event>, ProtocolError> {
+        use crate::compression::InflateError;
+        let limit = self.config.max_message_size;
+        let deflate = self
+            .deflate
+            .as_mut()
+            .ok_or(ProtocolError::ReservedBits(RSV1))?;
+        let start = self.inflated.len();
+        let mut result = deflate.inflate(payload, &mut self.inflated, limit);
+        if fin && result.is_ok() {
+            result = deflate.finish_message(&mut self.inflated, limit);
+        }
+        result.map_err(|e| match e {
+            InflateError::TooLarge => ProtocolError::MessageTooLarge { limit },
+            InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+        })?;
+        if kind == Kind::Text {
+            let newly = self.inflated.get(start..).unwrap_or_default();
+            self.utf8
+                .feed(newly)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if !fin {
+            return Ok(None);
+        }
+        let data = Bytes::from(core::mem::take(&mut self.inflated));
+        self.complete_message(kind, data)
+    }
+
     /// Fails the connection: queues the close frame the error calls for
     /// (unless ours went out already) and stops reading.
     fn fail(&mut self, e: ProtocolError) -> Error {
         self.failed = true;
         self.rx.clear();
+        #[cfg(feature = "deflate")]
+        {
+            self.inflated = alloc::vec::Vec::new();
+        }
         if !self.close_sent {
             self.queue_close(Some(e.close_code()), e.reason());
         }
@@ -383,6 +510,9 @@ impl Connection {
     /// A server does not copy a payload of 16 KiB or more: it is queued by
     /// reference and comes out of [`transmit_chunks`](Self::transmit_chunks)
     /// as its own chunk, for a vectored write. A client masks, so it copies.
+    ///
+    /// With permessage-deflate negotiated, a message at or above
+    /// `DeflateConfig::compression_threshold` is compressed first.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         match &message {
             Message::Text(text) => {
@@ -424,23 +554,35 @@ impl Connection {
         shared: Option<&Bytes>,
     ) -> Result<(), Error> {
         self.check_can_send()?;
+        #[cfg(feature = "deflate")]
+        if let Some(compressed) = self.deflate.as_mut().and_then(|d| d.compress(payload)) {
+            self.queue_message(opcode, RSV1, &compressed, Some(&compressed));
+            return Ok(());
+        }
+        self.queue_message(opcode, 0, payload, shared);
+        Ok(())
+    }
+
+    /// Queues one message's frames; `rsv` goes on the first frame only.
+    fn queue_message(&mut self, opcode: OpCode, rsv: u8, payload: &[u8], shared: Option<&Bytes>) {
         let frame_size = self.config.max_send_frame_size.unwrap_or(usize::MAX).max(1);
-        let mut op = opcode;
+        let (mut op, mut rsv) = (opcode, rsv);
         let mut start: usize = 0;
         loop {
             let end = start.saturating_add(frame_size).min(payload.len());
             let fin = end == payload.len();
             match shared {
                 Some(bytes) if self.random.is_none() && end - start >= SHARE_MIN => {
-                    self.queue_shared(op, fin, bytes.slice(start..end));
+                    self.queue_shared(op, fin, rsv, bytes.slice(start..end));
                 }
-                _ => self.queue_frame(op, fin, payload.get(start..end).unwrap_or_default()),
+                _ => self.queue_frame(op, fin, rsv, payload.get(start..end).unwrap_or_default()),
             }
             if fin {
-                return Ok(());
+                return;
             }
             start = end;
             op = OpCode::Continuation;
+            rsv = 0;
         }
     }
 
@@ -509,21 +651,21 @@ impl Connection {
     }
 
     fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) {
-        self.queue_frame(opcode, true, payload);
+        self.queue_frame(opcode, true, 0, payload);
     }
 
-    fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
         let mask = self.random.as_mut().map(|random| {
             let mut key = [0u8; 4];
             random.fill(&mut key);
             key
         });
-        encode_frame(self.tx.copy_buf(), opcode, fin, payload, mask);
+        encode_frame_rsv(self.tx.copy_buf(), opcode, fin, rsv, payload, mask);
     }
 
     /// Queues an unmasked frame whose payload is sent by reference.
-    fn queue_shared(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
-        encode_header(self.tx.copy_buf(), opcode, fin, payload.len(), None);
+    fn queue_shared(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: Bytes) {
+        encode_header(self.tx.copy_buf(), opcode, fin, rsv, payload.len(), None);
         self.tx.push_shared(payload);
     }
 

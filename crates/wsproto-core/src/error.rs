@@ -64,15 +64,17 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// A compressed message (permessage-deflate) that does not inflate.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code this violation is answered with.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::InvalidPayload
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::InvalidPayload,
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::TooBig,
@@ -99,6 +101,7 @@ impl ProtocolError {
             ProtocolError::FrameTooLarge { .. } => "frame too large",
             ProtocolError::MessageTooLarge { .. } => "message too large",
             ProtocolError::TooManyFragments { .. } => "too many fragments",
+            ProtocolError::InvalidCompressedData => "invalid compressed data",
         }
     }
 }
@@ -236,6 +239,9 @@ pub enum HandshakeError {
     UnexpectedSubprotocol(String),
     /// Client: the server enabled an extension we did not offer.
     UnexpectedExtension(String),
+    /// Client: the server accepted permessage-deflate with parameters our
+    /// offer does not allow.
+    InvalidDeflateResponse(crate::handshake::DeflateResponseError),
 }
 
 impl HandshakeError {
@@ -291,6 +297,9 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::UnexpectedExtension(e) => {
                 write!(f, "server enabled extension {e:?} that was not offered")
+            }
+            HandshakeError::InvalidDeflateResponse(e) => {
+                write!(f, "server's permessage-deflate response refused: {e}")
             }
         }
     }

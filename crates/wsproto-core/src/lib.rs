@@ -85,6 +85,8 @@
 extern crate alloc;
 
 mod close;
+#[cfg(feature = "deflate")]
+mod compression;
 mod config;
 mod connection;
 mod error;

@@ -25,8 +25,20 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
+    encode_frame_rsv(out, opcode, fin, 0, payload, mask);
+}
+
+/// [`encode_frame`] with RSV bits (RSV1 = 0b100 marks a compressed message).
+pub(crate) fn encode_frame_rsv(
+    out: &mut BytesMut,
+    opcode: OpCode,
+    fin: bool,
+    rsv: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
     out.reserve(MAX_HEADER_LEN + payload.len());
-    encode_header(out, opcode, fin, payload.len(), mask);
+    encode_header(out, opcode, fin, rsv, payload.len(), mask);
     let start = out.len();
     out.put_slice(payload);
     if let (Some(key), Some(written)) = (mask, out.get_mut(start..)) {
@@ -40,12 +52,13 @@ pub(crate) fn encode_header(
     out: &mut BytesMut,
     opcode: OpCode,
     fin: bool,
+    rsv: u8,
     payload_len: usize,
     mask: Option<[u8; 4]>,
 ) {
     let header = FrameHeader {
         fin,
-        rsv: 0,
+        rsv,
         opcode,
         mask,
         payload_len: payload_len as u64,

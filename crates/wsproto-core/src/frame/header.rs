@@ -6,6 +6,10 @@ use crate::Status;
 /// Longest possible header: 2 bytes, 8 bytes of extended length, 4 of mask key.
 pub const MAX_HEADER_LEN: usize = 14;
 
+/// The RSV1 bit in [`FrameHeader::rsv`]: set on the first frame of a
+/// compressed message under permessage-deflate (RFC 7692 section 6).
+pub const RSV1: u8 = 0b100;
+
 /// Largest payload a control frame (close, ping, pong) may carry.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use super::deflate::PERMESSAGE_DEFLATE;
 use super::negotiate::{has_token, parse_extensions, split_list};
 use super::server::{httparse_error, is_field_value};
 use super::{accept_key, find_header, joined_header, HeadBuffer, Header};
@@ -183,9 +184,15 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 pub struct Response {
     headers: Vec<Header>,
     subprotocol: Option<String>,
+    deflate: Option<super::DeflateParams>,
 }
 
 impl Response {
+    /// The permessage-deflate parameters the server accepted, if it did.
+    pub fn permessage_deflate(&self) -> Option<&super::DeflateParams> {
+        self.deflate.as_ref()
+    }
+
     /// The subprotocol the server selected, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
@@ -268,6 +275,12 @@ impl ClientHandshake {
         if !request.subprotocols.is_empty() {
             text.push_str("Sec-WebSocket-Protocol: ");
             text.push_str(&request.subprotocols.join(", "));
+            text.push_str("\r\n");
+        }
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = &config.deflate {
+            text.push_str("Sec-WebSocket-Extensions: ");
+            text.push_str(&deflate.client_offer());
             text.push_str("\r\n");
         }
         for (name, value) in &request.headers {
@@ -362,15 +375,35 @@ impl ClientHandshake {
                 }
             }
         };
+        let mut deflate = None;
         if let Some(value) = joined_header(&headers, "Sec-WebSocket-Extensions") {
-            if let Some(ext) = parse_extensions(&value).into_iter().next() {
-                return Err(HandshakeError::UnexpectedExtension(ext.name));
+            for ext in parse_extensions(&value) {
+                deflate = match (deflate, self.offered_deflate()) {
+                    (None, Some(offer)) if ext.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) => {
+                        Some(
+                            offer
+                                .check_response(&ext)
+                                .map_err(HandshakeError::InvalidDeflateResponse)?,
+                        )
+                    }
+                    // Not offered, or accepted twice.
+                    _ => return Err(HandshakeError::UnexpectedExtension(ext.name)),
+                };
             }
         }
         Ok(Response {
             headers,
             subprotocol,
+            deflate,
         })
+    }
+
+    /// The permessage-deflate settings our request offered with, if any.
+    fn offered_deflate(&self) -> Option<super::DeflateConfig> {
+        #[cfg(feature = "deflate")]
+        return self.config.deflate;
+        #[cfg(not(feature = "deflate"))]
+        return None;
     }
 
     /// The response, once [`receive`](Self::receive) completed it.
@@ -381,14 +414,15 @@ impl ClientHandshake {
     /// The open connection, holding any bytes the server sent after its
     /// response. Fails if the response is not complete yet.
     pub fn into_connection(self) -> Result<Connection, HandshakeError> {
-        if self.response.is_none() {
+        let Some(response) = &self.response else {
             return Err(HandshakeError::Malformed("the response is not complete"));
+        };
+        let deflate = response.deflate;
+        let conn = Connection::new(Role::Client, self.config, Some(self.random), self.head.buf);
+        match deflate {
+            #[cfg(feature = "deflate")]
+            Some(params) => Ok(conn.with_permessage_deflate(params)),
+            _ => Ok(conn),
         }
-        Ok(Connection::new(
-            Role::Client,
-            self.config,
-            Some(self.random),
-            self.head.buf,
-        ))
     }
 }

@@ -13,12 +13,14 @@ use super::negotiate::Extension;
 /// The extension's registered name.
 pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 
-/// What this endpoint allows or asks for when negotiating permessage-deflate.
+/// permessage-deflate settings: what this endpoint allows or asks for when
+/// negotiating, and how it compresses once agreed.
 ///
-/// Window sizes are base-2 logarithms, 9 to 15. zlib cannot compress with an
-/// 8-bit window (it silently uses 9), so a peer that demands 8 for our side
-/// is declined (server) or refused (client) rather than sent frames it could
-/// not inflate; the peer may still use 8 for its own side.
+/// Window sizes are base-2 logarithms, 9 to 15 in this configuration. A peer
+/// may still ask for 8 for our side: zlib cannot compress with an 8-bit
+/// window (it silently uses 9, which could emit distances the peer cannot
+/// resolve), so we agree and then send every message uncompressed, which
+/// RFC 7692 allows. Inflating a peer's 8-bit stream needs nothing special.
 ///
 /// ```
 /// use wsproto_core::handshake::DeflateConfig;
@@ -40,6 +42,13 @@ pub struct DeflateConfig {
     pub server_max_window_bits: u8,
     /// Largest LZ77 window the client compresses with, 9 to 15. Default 15.
     pub client_max_window_bits: u8,
+    /// zlib compression level for outgoing messages, 0 (stored) to 9
+    /// (smallest). Default 6, zlib's own default.
+    pub compression_level: u8,
+    /// Messages shorter than this many bytes are sent uncompressed: below
+    /// it, the deflate block overhead outweighs what compression saves.
+    /// Default 64.
+    pub compression_threshold: usize,
 }
 
 impl Default for DeflateConfig {
@@ -49,8 +58,19 @@ impl Default for DeflateConfig {
             client_no_context_takeover: false,
             server_max_window_bits: 15,
             client_max_window_bits: 15,
+            compression_level: 6,
+            compression_threshold: 64,
         }
     }
+}
+
+/// A server's acceptance of one permessage-deflate offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeflateAgreement {
+    /// The parameters both sides now use.
+    pub params: DeflateParams,
+    /// The `Sec-WebSocket-Extensions` value of the `101` response.
+    pub response: String,
 }
 
 /// The parameters both sides agreed on.
@@ -60,9 +80,11 @@ pub struct DeflateParams {
     pub server_no_context_takeover: bool,
     /// The client resets its compression context after every message.
     pub client_no_context_takeover: bool,
-    /// The window the server compresses with, 8 to 15.
+    /// The window the server compresses with, 8 to 15 (with 8 the server
+    /// sends uncompressed messages only).
     pub server_max_window_bits: u8,
-    /// The window the client compresses with, 8 to 15.
+    /// The window the client compresses with, 8 to 15 (with 8 the client
+    /// sends uncompressed messages only).
     pub client_max_window_bits: u8,
 }
 
@@ -78,9 +100,6 @@ pub enum DeflateResponseError {
     /// `client_max_window_bits` larger than offered, or
     /// `server_max_window_bits` larger than asked for.
     WindowLargerThanOffered(String),
-    /// The server asks us to compress with an 8-bit window, which zlib
-    /// cannot produce.
-    UnsupportedWindow(u8),
     /// The response names another extension.
     NotPermessageDeflate(String),
 }
@@ -93,9 +112,6 @@ impl core::fmt::Display for DeflateResponseError {
             DeflateResponseError::InvalidValue(p) => write!(f, "invalid value for {p}"),
             DeflateResponseError::WindowLargerThanOffered(p) => {
                 write!(f, "{p} larger than offered")
-            }
-            DeflateResponseError::UnsupportedWindow(bits) => {
-                write!(f, "cannot compress with a {bits}-bit window")
             }
             DeflateResponseError::NotPermessageDeflate(name) => {
                 write!(f, "{name} is not permessage-deflate")
@@ -217,29 +233,29 @@ impl DeflateConfig {
     /// The server's choice: the first permessage-deflate offer in `offers`
     /// this config can honour, with the response header value to send.
     /// `None` when there is no such offer (the connection then goes on
-    /// without compression).
+    /// without compression). Offers with unknown, repeated or malformed
+    /// parameters are skipped, as RFC 7692 section 5 asks.
     ///
     /// ```
     /// use wsproto_core::handshake::{parse_extensions, DeflateConfig};
     /// // Chromium's offer.
     /// let offers = parse_extensions("permessage-deflate; client_max_window_bits");
-    /// let (params, response) = DeflateConfig::default().accept_offer(&offers).unwrap();
-    /// assert_eq!(response, "permessage-deflate");
-    /// assert_eq!(params.client_max_window_bits, 15);
+    /// let agreed = DeflateConfig::default().accept_offer(&offers).unwrap();
+    /// assert_eq!(agreed.response, "permessage-deflate");
+    /// assert_eq!(agreed.params.client_max_window_bits, 15);
     /// ```
-    pub fn accept_offer(&self, offers: &[Extension]) -> Option<(DeflateParams, String)> {
+    pub fn accept_offer(&self, offers: &[Extension]) -> Option<DeflateAgreement> {
         offers
             .iter()
             .filter(|ext| is_deflate(ext))
             .find_map(|ext| self.accept_one(ext))
     }
 
-    fn accept_one(&self, ext: &Extension) -> Option<(DeflateParams, String)> {
+    fn accept_one(&self, ext: &Extension) -> Option<DeflateAgreement> {
         let offer = parse(ext).ok()?;
         let ours = clamp_bits(self.server_max_window_bits);
         let server_max_window_bits = match offer.server_max_window_bits {
-            // zlib cannot compress with an 8-bit window: decline this offer.
-            Some(8) => return None,
+            // 8 is agreed to; the connection then sends uncompressed.
             Some(asked) => asked.min(ours),
             None => ours,
         };
@@ -261,7 +277,7 @@ impl DeflateConfig {
         let server_bits = offer.server_max_window_bits.is_some() || server_max_window_bits < 15;
         let client_bits = offer.client_max_window_bits.is_some() && client_max_window_bits < 15;
         let response = render(&params, client_bits, server_bits);
-        Some((params, response))
+        Some(DeflateAgreement { params, response })
     }
 
     /// The client's check of a server's accepted extension, against the
@@ -273,7 +289,8 @@ impl DeflateConfig {
     /// let response = &parse_extensions("permessage-deflate; server_max_window_bits=10")[0];
     /// let params = config.check_response(response).unwrap();
     /// assert_eq!(params.server_max_window_bits, 10);
-    /// let bad = &parse_extensions("permessage-deflate; client_max_window_bits=8")[0];
+    /// // We offered `client_max_window_bits` without a value: the server must give one.
+    /// let bad = &parse_extensions("permessage-deflate; client_max_window_bits")[0];
     /// assert!(config.check_response(bad).is_err());
     /// ```
     pub fn check_response(&self, ext: &Extension) -> Result<DeflateParams, DeflateResponseError> {
@@ -310,7 +327,6 @@ impl DeflateConfig {
                     "client_max_window_bits".into(),
                 ))
             }
-            Some(Some(8)) => return Err(DeflateResponseError::UnsupportedWindow(8)),
             Some(Some(bits)) => bits,
         };
         Ok(DeflateParams {
@@ -329,7 +345,9 @@ mod tests {
     use crate::handshake::parse_extensions;
 
     fn accept(config: DeflateConfig, header: &str) -> Option<(DeflateParams, String)> {
-        config.accept_offer(&parse_extensions(header))
+        config
+            .accept_offer(&parse_extensions(header))
+            .map(|a| (a.params, a.response))
     }
 
     fn check(config: DeflateConfig, header: &str) -> Result<DeflateParams, DeflateResponseError> {
@@ -338,7 +356,7 @@ mod tests {
 
     #[test]
     fn server_takes_the_first_offer_it_can_honour() {
-        let header = "permessage-deflate; server_max_window_bits=8, \
+        let header = "permessage-deflate; server_max_window_bits=16, \
                       permessage-deflate; foo, \
                       permessage-deflate; server_max_window_bits=10; client_max_window_bits";
         let (params, response) = accept(DeflateConfig::default(), header).unwrap();
@@ -372,6 +390,7 @@ mod tests {
             client_no_context_takeover: true,
             server_max_window_bits: 11,
             client_max_window_bits: 12,
+            ..DeflateConfig::default()
         };
         let (params, response) =
             accept(config, "permessage-deflate; client_max_window_bits").unwrap();
@@ -430,6 +449,29 @@ mod tests {
         assert_eq!(params.client_max_window_bits, 12);
     }
 
+    /// zlib cannot compress with an 8-bit window; the side asked for one
+    /// agrees and sends uncompressed (the connection's job), so 8 is kept.
+    #[test]
+    fn eight_bit_windows_are_agreed_to() {
+        let (params, response) = accept(
+            DeflateConfig::default(),
+            "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+        )
+        .unwrap();
+        assert_eq!(params.server_max_window_bits, 8);
+        assert_eq!(params.client_max_window_bits, 8);
+        assert_eq!(
+            response,
+            "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"
+        );
+        let params = check(
+            DeflateConfig::default(),
+            "permessage-deflate; client_max_window_bits=8",
+        )
+        .unwrap();
+        assert_eq!(params.client_max_window_bits, 8);
+    }
+
     #[test]
     fn client_rejects_what_was_not_offered() {
         let asked = DeflateConfig {
@@ -449,10 +491,6 @@ mod tests {
             (
                 "permessage-deflate; server_max_window_bits=10; client_max_window_bits=13",
                 DeflateResponseError::WindowLargerThanOffered("client_max_window_bits".into()),
-            ),
-            (
-                "permessage-deflate; server_max_window_bits=10; client_max_window_bits=8",
-                DeflateResponseError::UnsupportedWindow(8),
             ),
             (
                 "permessage-deflate; server_max_window_bits=10; client_max_window_bits",

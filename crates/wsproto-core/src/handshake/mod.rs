@@ -8,7 +8,9 @@ pub(crate) mod server;
 
 pub use accept::{accept_key, WEBSOCKET_GUID};
 pub use client::{ClientHandshake, ClientRequest, Response};
-pub use deflate::{DeflateConfig, DeflateParams, DeflateResponseError, PERMESSAGE_DEFLATE};
+pub use deflate::{
+    DeflateAgreement, DeflateConfig, DeflateParams, DeflateResponseError, PERMESSAGE_DEFLATE,
+};
 pub use negotiate::{parse_extensions, Extension};
 pub use server::{render_response, Accept, Reject, Request, ServerHandshake};
 

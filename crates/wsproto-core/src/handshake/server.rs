@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use super::deflate::{DeflateAgreement, PERMESSAGE_DEFLATE};
 use super::negotiate::{has_token, parse_extensions, split_list, Extension};
 use super::{accept_key, find_header, joined_header, HeadBuffer, Header};
 use crate::config::Config;
@@ -127,6 +128,21 @@ impl Request {
             }
             headers.push(("Sec-WebSocket-Protocol".to_string(), protocol.clone()));
         }
+        if let Some(agreement) = &accept.deflate {
+            let offered = self
+                .extensions
+                .iter()
+                .any(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE));
+            if !offered {
+                return Err(HandshakeError::InvalidAccept(
+                    "permessage-deflate not offered by the client",
+                ));
+            }
+            headers.push((
+                "Sec-WebSocket-Extensions".to_string(),
+                agreement.response.clone(),
+            ));
+        }
         for (name, value) in &accept.headers {
             if !is_token(name) || !is_field_value(value) {
                 return Err(HandshakeError::InvalidAccept("invalid response header"));
@@ -189,6 +205,7 @@ impl Request {
 pub struct Accept {
     subprotocol: Option<String>,
     headers: Vec<(String, String)>,
+    deflate: Option<DeflateAgreement>,
 }
 
 impl Accept {
@@ -202,6 +219,37 @@ impl Accept {
     /// contain CR or LF, or [`ServerHandshake::accept`] fails.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Accept {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Accepts permessage-deflate as agreed by
+    /// [`DeflateConfig::accept_offer`](crate::handshake::DeflateConfig::accept_offer),
+    /// for [`Request::response_headers`]; the connection then needs
+    /// [`Connection::with_permessage_deflate`] with the same parameters.
+    /// [`ServerHandshake::accept`] negotiates from `Config::deflate` itself
+    /// and replaces this.
+    ///
+    /// ```
+    /// use wsproto_core::handshake::DeflateConfig;
+    /// use wsproto_core::{Accept, Config, Connection, Request};
+    /// let headers = vec![
+    ///     ("Host".to_string(), b"example.com".to_vec()),
+    ///     ("Upgrade".to_string(), b"websocket".to_vec()),
+    ///     ("Connection".to_string(), b"Upgrade".to_vec()),
+    ///     ("Sec-WebSocket-Key".to_string(), b"dGhlIHNhbXBsZSBub25jZQ==".to_vec()),
+    ///     ("Sec-WebSocket-Version".to_string(), b"13".to_vec()),
+    ///     ("Sec-WebSocket-Extensions".to_string(), b"permessage-deflate; client_max_window_bits".to_vec()),
+    /// ];
+    /// let request = Request::from_parts("GET", "/", true, headers).unwrap();
+    /// let agreed = DeflateConfig::default().accept_offer(request.extensions()).unwrap();
+    /// let conn = Connection::server(Config::default()).with_permessage_deflate(agreed.params);
+    /// let headers = request.response_headers(&Accept::default().permessage_deflate(agreed)).unwrap();
+    /// assert!(headers.contains(&("Sec-WebSocket-Extensions".into(), "permessage-deflate".into())));
+    /// # drop(conn);
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn permessage_deflate(mut self, agreement: DeflateAgreement) -> Accept {
+        self.deflate = Some(agreement);
         self
     }
 }
@@ -308,10 +356,21 @@ impl ServerHandshake {
     /// Accepts the request: returns the `101 Switching Protocols` response to
     /// write and the open connection, which already holds any bytes the client
     /// sent after its request.
+    ///
+    /// With `Config::deflate` set, permessage-deflate is negotiated here:
+    /// the first offer the configuration allows is accepted.
     pub fn accept(self, accept: Accept) -> Result<(Vec<u8>, Connection), HandshakeError> {
         let request = self
             .request
             .ok_or(HandshakeError::InvalidAccept("the request is not complete"))?;
+        #[cfg(feature = "deflate")]
+        let accept = Accept {
+            deflate: self
+                .config
+                .deflate
+                .and_then(|d| d.accept_offer(request.extensions())),
+            ..accept
+        };
         let mut response = String::from("HTTP/1.1 101 Switching Protocols\r\n");
         for (name, value) in request.response_headers(&accept)? {
             response.push_str(&name);
@@ -320,7 +379,12 @@ impl ServerHandshake {
             response.push_str("\r\n");
         }
         response.push_str("\r\n");
-        let conn = Connection::new(Role::Server, self.config, None, self.head.buf);
+        #[allow(unused_mut)]
+        let mut conn = Connection::new(Role::Server, self.config, None, self.head.buf);
+        #[cfg(feature = "deflate")]
+        if let Some(agreement) = accept.deflate {
+            conn = conn.with_permessage_deflate(agreement.params);
+        }
         Ok((response.into_bytes(), conn))
     }
 
