@@ -1,5 +1,7 @@
 // A client built on Node's `ws` that checks an echo server.
-// Usage: node node_client.js URL. Sends text and binary messages of several
+// Usage: node node_client.js URL [deflate]. With "deflate" it offers
+// permessage-deflate (compressing every message) and checks it was accepted.
+// Sends text and binary messages of several
 // sizes, a fragmented message, a ping, then closes with 4002 "node done".
 // Prints "ok" and exits 0 when every echo matched.
 'use strict';
@@ -7,7 +9,11 @@ const WebSocket = require('ws');
 const assert = require('assert');
 
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20];
-const ws = new WebSocket(process.argv[2], { perMessageDeflate: false, maxPayload: 0 });
+const deflate = process.argv[3] === 'deflate';
+const ws = new WebSocket(process.argv[2], {
+  perMessageDeflate: deflate ? { threshold: 0 } : false,
+  maxPayload: 0,
+});
 const queue = [];
 let waiting = null;
 ws.on('message', (data, isBinary) => {
@@ -23,6 +29,7 @@ setTimeout(() => fail(new Error('timeout')), 30000).unref();
 ws.on('error', fail);
 ws.on('open', async () => {
   try {
+    assert.strictEqual(ws.extensions.startsWith('permessage-deflate'), deflate, ws.extensions);
     for (const size of SIZES) {
       const bin = Buffer.alloc(size, 0).map((_, i) => i % 251);
       ws.send(bin, { binary: true });

@@ -1,6 +1,8 @@
 """A client built on Python's `websockets` that checks an echo server.
 
-Usage: python_client.py URL. Sends text and binary messages of several sizes,
+Usage: python_client.py URL [deflate]. With "deflate" it offers
+permessage-deflate (the library's default offer) and checks the server
+accepted it. Sends text and binary messages of several sizes,
 a fragmented message, a ping, then closes with 4001 "python done". Exits 0 and
 prints "ok" when every echo matched; raises otherwise.
 """
@@ -13,7 +15,11 @@ SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
 
 
 async def main():
-    async with connect(sys.argv[1], max_size=None, compression=None, ping_interval=None) as ws:
+    deflate = sys.argv[2:] == ["deflate"]
+    compression = "deflate" if deflate else None
+    async with connect(sys.argv[1], max_size=None, compression=compression, ping_interval=None) as ws:
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert extensions.startswith("permessage-deflate") == deflate, extensions
         for size in SIZES:
             data = bytes(i % 251 for i in range(size))
             await ws.send(data)

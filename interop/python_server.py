@@ -1,6 +1,7 @@
 """An echo server built on Python's `websockets`, for interop tests.
 
-Usage: python_server.py PORT. Prints "ready" once listening, and for every
+Usage: python_server.py PORT [deflate]. With "deflate" the server accepts
+permessage-deflate with the library's defaults. Prints "ready" once listening, and for every
 connection that ends prints one JSON line with the close code and reason it
 received, so the test can check them.
 """
@@ -25,7 +26,8 @@ async def echo(ws):
 
 async def main():
     port = int(sys.argv[1])
-    async with serve(echo, "127.0.0.1", port, max_size=None, compression=None, ping_interval=None):
+    compression = "deflate" if sys.argv[2:] == ["deflate"] else None
+    async with serve(echo, "127.0.0.1", port, max_size=None, compression=compression, ping_interval=None):
         print("ready", flush=True)
         await asyncio.get_running_loop().create_future()
 

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p wsproto-benches --bin echo_bench -- run [--quick]
+//! cargo run --release -p wsproto-benches --bin echo_bench -- run --deflate [--quick]
 //! cargo run --release -p wsproto-benches --bin echo_bench -- server --lib wsproto --addr 127.0.0.1:9100
 //! cargo run --release -p wsproto-benches --bin echo_bench -- load --addr 127.0.0.1:9100 --conns 100 --size 1024
 //! ```
@@ -17,6 +18,13 @@
 //! every server: each connection keeps `window` masked binary messages in
 //! flight, checks every echoed payload byte for byte, and records the time
 //! from writing a message to reading its echo.
+//!
+//! With `--deflate` the servers negotiate permessage-deflate (window 15,
+//! context takeover, zlib level 6, both through zlib-rs) and the load
+//! generator is a `wsproto-core` client that compresses what it sends and
+//! inflates what comes back: text cut from a JSON corpus at a moving offset,
+//! so no two consecutive messages are the same. Only the libraries that
+//! support the extension take part (wsproto and yawc).
 
 use std::collections::VecDeque;
 use std::io;
@@ -30,12 +38,16 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const LIBS: [&str; 4] = [
+const LIBS: [&str; 5] = [
     "wsproto",
     "tokio-tungstenite",
     "fastwebsockets",
     "tokio-websockets",
+    "yawc",
 ];
+
+/// The libraries that implement permessage-deflate.
+const DEFLATE_LIBS: [&str; 2] = ["wsproto", "yawc"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -76,6 +88,10 @@ fn server_main(args: &[String]) -> Res<()> {
         return Err(format!("--lib must be one of {LIBS:?}").into());
     }
     let addr = flag(args, "--addr").unwrap_or_else(|| "127.0.0.1:0".into());
+    let deflate = args.iter().any(|a| a == "--deflate");
+    if deflate && !DEFLATE_LIBS.contains(&lib.as_str()) {
+        return Err(format!("--deflate: {lib} does not implement permessage-deflate").into());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -89,7 +105,8 @@ fn server_main(args: &[String]) -> Res<()> {
             let lib = lib.clone();
             tokio::spawn(async move {
                 let _ = match lib.as_str() {
-                    "wsproto" => echo_wsproto(tcp).await,
+                    "wsproto" => echo_wsproto(tcp, deflate).await,
+                    "yawc" => echo_yawc(tcp, deflate).await,
                     "tokio-tungstenite" => echo_tungstenite(tcp).await,
                     "fastwebsockets" => echo_fastwebsockets(tcp).await,
                     _ => echo_tokio_websockets(tcp).await,
@@ -101,11 +118,53 @@ fn server_main(args: &[String]) -> Res<()> {
 
 /// Each server is the library's idiomatic echo loop: read a whole message
 /// (UTF-8 validated if text), send it back, flushing each one.
-async fn echo_wsproto(tcp: TcpStream) -> Res<()> {
-    let mut ws = wsproto_tokio::accept(tcp).await?;
+async fn echo_wsproto(tcp: TcpStream, deflate: bool) -> Res<()> {
+    let config = wsproto_tokio::Config {
+        deflate: deflate.then(wsproto_tokio::DeflateConfig::default),
+        ..wsproto_tokio::Config::default()
+    };
+    let mut ws =
+        wsproto_tokio::accept_with(tcp, config, |_| Ok(wsproto_tokio::Accept::default())).await?;
     while let Some(message) = ws.next().await {
         ws.send(message?).await?;
     }
+    Ok(())
+}
+
+/// yawc upgrades through hyper; UTF-8 validation is switched on so that it
+/// does the same work as the others.
+async fn echo_yawc(tcp: TcpStream, deflate: bool) -> Res<()> {
+    let service = hyper::service::service_fn(move |mut req| async move {
+        let options = yawc::Options::default().with_utf8();
+        let options = if deflate {
+            options
+                .with_compression_level(yawc::CompressionLevel::new(6))
+                .with_compression_threshold(64)
+        } else {
+            options.without_compression()
+        };
+        let (response, upgrade) = yawc::WebSocket::upgrade_with_options(&mut req, options)?;
+        tokio::spawn(async move {
+            let Ok(mut ws) = upgrade.await else { return };
+            while let Some(frame) = ws.next().await {
+                let (opcode, _, payload) = frame.into_parts();
+                let echo = match opcode {
+                    yawc::OpCode::Text => yawc::Frame::text(payload),
+                    yawc::OpCode::Binary => yawc::Frame::binary(payload),
+                    yawc::OpCode::Close => break,
+                    _ => continue,
+                };
+                if ws.send(echo).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok::<_, yawc::WebSocketError>(response)
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .with_upgrades()
+        .await?;
     Ok(())
 }
 
@@ -203,6 +262,8 @@ struct Load {
     measure: Duration,
     /// The server's process id, to read its CPU time over the measurement.
     server_pid: Option<u32>,
+    /// Negotiate permessage-deflate and send compressible text.
+    deflate: bool,
 }
 
 fn load_main(args: &[String]) -> Res<()> {
@@ -214,6 +275,7 @@ fn load_main(args: &[String]) -> Res<()> {
         warmup: Duration::from_secs(num(args, "--warmup", 1)? as u64),
         measure: Duration::from_secs(num(args, "--seconds", 5)? as u64),
         server_pid: None,
+        deflate: args.iter().any(|a| a == "--deflate"),
     };
     let r = run_load(load)?;
     println!(
@@ -232,16 +294,35 @@ fn run_load(load: Load) -> Res<LoadResult> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let mut conns = Vec::with_capacity(load.conns);
-        for _ in 0..load.conns {
-            conns.push(open(load.addr).await?);
-        }
         let measuring = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let tasks: Vec<_> = conns
-            .into_iter()
-            .map(|tcp| tokio::spawn(drive(tcp, load, measuring.clone(), stop.clone())))
-            .collect();
+        let mut tasks = Vec::with_capacity(load.conns);
+        if load.deflate {
+            let corpus = Arc::new(json_corpus());
+            let mut conns = Vec::with_capacity(load.conns);
+            for _ in 0..load.conns {
+                conns.push(open_deflate(load.addr).await?);
+            }
+            for (i, (tcp, conn)) in conns.into_iter().enumerate() {
+                let (corpus, measuring, stop) = (corpus.clone(), measuring.clone(), stop.clone());
+                tasks.push(tokio::spawn(drive_deflate(
+                    tcp, conn, load, corpus, i, measuring, stop,
+                )));
+            }
+        } else {
+            let mut conns = Vec::with_capacity(load.conns);
+            for _ in 0..load.conns {
+                conns.push(open(load.addr).await?);
+            }
+            for tcp in conns {
+                tasks.push(tokio::spawn(drive(
+                    tcp,
+                    load,
+                    measuring.clone(),
+                    stop.clone(),
+                )));
+            }
+        }
         tokio::time::sleep(load.warmup).await;
         let cpu_before = load.server_pid.map(cpu_time).transpose()?;
         measuring.store(true, Ordering::Relaxed);
@@ -363,6 +444,159 @@ async fn drive(
     Ok((messages, latencies))
 }
 
+/// About 1 MiB of JSON chat events: what permessage-deflate is for.
+fn json_corpus() -> Vec<u8> {
+    const WORDS: [&str; 24] = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "lazy",
+        "dog",
+        "websocket",
+        "frame",
+        "message",
+        "deflate",
+        "window",
+        "server",
+        "client",
+        "hello",
+        "world",
+        "latency",
+        "throughput",
+        "κόσμε",
+        "世界",
+        "rust",
+        "tokio",
+        "chat",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut out = String::with_capacity(1 << 20);
+    let mut id = 0u64;
+    while out.len() < 1 << 20 {
+        id += 1;
+        let words: Vec<&str> = (0..4 + next() % 12)
+            .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+            .collect();
+        out.push_str(&format!(
+            "{{\"type\":\"message\",\"id\":{id},\"from\":\"user{}\",\"room\":\"lobby\",\"ts\":{},\"text\":\"{}\"}}\n",
+            next() % 500,
+            1_764_000_000_000u64 + next() % 100_000_000,
+            words.join(" ")
+        ));
+    }
+    // Only ASCII at cut points would matter for text; the corpus is cut on
+    // char boundaries by `message_at` instead.
+    out.into_bytes()
+}
+
+/// The `size`-byte text message starting near `offset` in the corpus,
+/// moved back to a UTF-8 boundary.
+fn message_at(corpus: &[u8], offset: usize, size: usize) -> String {
+    let mut start = offset % (corpus.len() - size - 4);
+    while start > 0 && (corpus[start] & 0xc0) == 0x80 {
+        start -= 1;
+    }
+    let mut end = start + size;
+    while (corpus[end] & 0xc0) == 0x80 {
+        end -= 1;
+    }
+    String::from_utf8(corpus[start..end].to_vec()).expect("cut on char boundaries")
+}
+
+/// Connects with a `wsproto-core` client that offers permessage-deflate.
+async fn open_deflate(addr: SocketAddr) -> Res<(TcpStream, wsproto_core::Connection)> {
+    use wsproto_core::{ClientHandshake, ClientRequest, Status};
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let request = ClientRequest::new(&format!("ws://{addr}/"))?;
+    let config = wsproto_core::Config {
+        max_message_size: 64 << 20,
+        max_frame_size: 64 << 20,
+        ..wsproto_core::Config::default()
+    };
+    let mut hs = ClientHandshake::new(&request, config);
+    tcp.write_all(hs.request_bytes()).await?;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Err("server closed during the handshake".into());
+        }
+        if let Status::Complete(response) = hs.receive(&buf[..n])? {
+            if response.permessage_deflate().is_none() {
+                return Err("the server did not accept permessage-deflate".into());
+            }
+            break;
+        }
+    }
+    Ok((tcp, hs.into_connection()?))
+}
+
+/// One compressed connection's loop, `window` messages in flight.
+async fn drive_deflate(
+    mut tcp: TcpStream,
+    mut conn: wsproto_core::Connection,
+    load: Load,
+    corpus: Arc<Vec<u8>>,
+    index: usize,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> Res<(u64, Vec<u64>)> {
+    use wsproto_core::{Event, Message};
+    let mut offset = index * 7919;
+    let mut in_flight: VecDeque<(Instant, String)> = VecDeque::with_capacity(load.window);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut messages = 0u64;
+    let mut latencies = Vec::new();
+    loop {
+        let done = stop.load(Ordering::Relaxed);
+        if !done && in_flight.len() < load.window {
+            while in_flight.len() < load.window {
+                let text = message_at(&corpus, offset, load.size);
+                offset += load.size / 3 + 1;
+                conn.send(Message::text(text.as_str()))?;
+                in_flight.push_back((Instant::now(), text));
+            }
+            while let Some(chunk) = conn.poll_transmit() {
+                tcp.write_all(chunk).await?;
+                let n = chunk.len();
+                conn.advance(n);
+            }
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Err("server closed the connection".into());
+        }
+        conn.receive(&buf[..n]);
+        while let Some(event) = conn.poll_event()? {
+            let Event::Message(message) = event else {
+                continue;
+            };
+            let (sent, text) = in_flight.pop_front().ok_or("an echo nobody asked for")?;
+            if message.as_text() != Some(text.as_str()) {
+                return Err("echo differs from what was sent".into());
+            }
+            if measuring.load(Ordering::Relaxed) && !done {
+                messages += 1;
+                latencies.push(sent.elapsed().as_nanos() as u64);
+            }
+        }
+    }
+    Ok((messages, latencies))
+}
+
 // ----- the whole comparison ---------------------------------------------------
 
 struct Server {
@@ -371,9 +605,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(lib: &str) -> Res<Server> {
+    fn start(lib: &str, deflate: bool) -> Res<Server> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["server", "--lib", lib])
+            .args(deflate.then_some("--deflate"))
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -439,8 +674,10 @@ struct Cell {
 
 fn run_main(args: &[String]) -> Res<()> {
     let quick = args.iter().any(|a| a == "--quick");
+    let deflate = args.iter().any(|a| a == "--deflate");
     let libs: Vec<String> = match flag(args, "--libs") {
         Some(list) => list.split(',').map(str::to_string).collect(),
+        None if deflate => DEFLATE_LIBS.iter().map(|s| s.to_string()).collect(),
         None => LIBS.iter().map(|s| s.to_string()).collect(),
     };
     let window = num(args, "--window", 1)?;
@@ -456,7 +693,12 @@ fn run_main(args: &[String]) -> Res<()> {
         }
     };
     let conn_counts = list("--conns", &[1, 100, 1000])?;
-    let sizes = list("--sizes", &[16, 1024, 64 * 1024])?;
+    let default_sizes: &[usize] = if deflate {
+        &[1024, 16 * 1024]
+    } else {
+        &[16, 1024, 64 * 1024]
+    };
+    let sizes = list("--sizes", default_sizes)?;
     let seconds = num(args, "--seconds", seconds as usize)? as u64;
 
     // Cells outer, libraries inner: a burst of noise from other tenants of
@@ -471,7 +713,7 @@ fn run_main(args: &[String]) -> Res<()> {
             let mut samples: Vec<Vec<Cell>> = libs.iter().map(|_| Vec::new()).collect();
             for _ in 0..rounds {
                 for (lib, samples) in libs.iter().zip(&mut samples) {
-                    let cell = measure_cell(lib, conns, size, window, seconds)?;
+                    let cell = measure_cell(lib, conns, size, window, seconds, deflate)?;
                     eprintln!(
                         "{lib:>18} {conns:>5} conns x {size:>6} B: {:>9.0} msgs/s  p50 {:>9.1?}  p99 {:>9.1?}  server CPU/msg {:>7.2?}",
                         cell.rate, cell.p50, cell.p99, cell.cpu_per_msg
@@ -488,20 +730,27 @@ fn run_main(args: &[String]) -> Res<()> {
     }
     for (lib, _, per_conn) in &mut results {
         if idle > 0 {
-            *per_conn = idle_memory(lib, idle)?;
+            *per_conn = idle_memory(lib, idle, deflate)?;
             eprintln!(
                 "{lib:>18} idle memory: {per_conn:.1} KiB per connection ({idle} connections)"
             );
         }
     }
-    print_tables(&results, window, seconds, rounds, idle);
+    print_tables(&results, window, seconds, rounds, idle, deflate);
     Ok(())
 }
 
 /// One library, one (connections, size) cell, against a fresh server so
 /// that one cell's buffers or leftover connections never weigh on the next.
-fn measure_cell(lib: &str, conns: usize, size: usize, window: usize, seconds: u64) -> Res<Cell> {
-    let server = Server::start(lib)?;
+fn measure_cell(
+    lib: &str,
+    conns: usize,
+    size: usize,
+    window: usize,
+    seconds: u64,
+    deflate: bool,
+) -> Res<Cell> {
+    let server = Server::start(lib, deflate)?;
     let load = Load {
         addr: server.addr,
         conns,
@@ -510,6 +759,7 @@ fn measure_cell(lib: &str, conns: usize, size: usize, window: usize, seconds: u6
         warmup: Duration::from_secs(1),
         measure: Duration::from_secs(seconds),
         server_pid: Some(server.child.id()),
+        deflate,
     };
     let handle = std::thread::spawn(move || run_load(load).map_err(|e| e.to_string()));
     let r = handle.join().map_err(|_| "load thread panicked")??;
@@ -527,9 +777,11 @@ fn measure_cell(lib: &str, conns: usize, size: usize, window: usize, seconds: u6
 }
 
 /// Resident memory the server gains per idle connection: `n` connections
-/// upgraded, each having echoed one 16-byte message, then left idle.
-fn idle_memory(lib: &str, n: usize) -> Res<f64> {
-    let server = Server::start(lib)?;
+/// upgraded, each having echoed one 16-byte message (with `deflate`, one
+/// compressed 1 KiB text message, so that both zlib streams exist), then
+/// left idle.
+fn idle_memory(lib: &str, n: usize, deflate: bool) -> Res<f64> {
+    let server = Server::start(lib, deflate)?;
     let addr = server.addr;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -544,13 +796,40 @@ fn idle_memory(lib: &str, n: usize) -> Res<f64> {
         Some([1, 2, 3, 4]),
     );
     let conns = rt.block_on(async move {
+        let corpus = json_corpus();
         let mut conns = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut tcp = open(addr).await?;
-            tcp.write_all(&frame).await?;
-            let mut echo = [0u8; 18];
-            tcp.read_exact(&mut echo).await?;
-            conns.push(tcp);
+        for i in 0..n {
+            if deflate {
+                let (mut tcp, mut conn) = open_deflate(addr).await?;
+                conn.send(wsproto_core::Message::text(message_at(
+                    &corpus,
+                    i * 131,
+                    1024,
+                )))?;
+                while let Some(chunk) = conn.poll_transmit() {
+                    tcp.write_all(chunk).await?;
+                    let n = chunk.len();
+                    conn.advance(n);
+                }
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let got = tcp.read(&mut buf).await?;
+                    if got == 0 {
+                        return Err("server closed the connection".into());
+                    }
+                    conn.receive(&buf[..got]);
+                    if let Some(wsproto_core::Event::Message(_)) = conn.poll_event()? {
+                        break;
+                    }
+                }
+                conns.push(tcp);
+            } else {
+                let mut tcp = open(addr).await?;
+                tcp.write_all(&frame).await?;
+                let mut echo = [0u8; 18];
+                tcp.read_exact(&mut echo).await?;
+                conns.push(tcp);
+            }
         }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(conns)
     })?;
@@ -566,11 +845,17 @@ fn print_tables(
     seconds: u64,
     rounds: usize,
     idle: usize,
+    deflate: bool,
 ) {
     let names: Vec<&str> = results.iter().map(|(l, _, _)| l.as_str()).collect();
     let ours = results.iter().position(|(l, _, _)| l == "wsproto");
+    let what = if deflate {
+        "JSON text with permessage-deflate (window 15, context takeover, level 6)"
+    } else {
+        "binary messages"
+    };
     println!(
-        "Echo over loopback: {window} message(s) in flight per connection, {seconds} s measured after 1 s warm-up, median of {rounds} interleaved round(s); server on a current-thread runtime.\n"
+        "Echo over loopback, {what}: {window} message(s) in flight per connection, {seconds} s measured after 1 s warm-up, median of {rounds} interleaved round(s); server on a current-thread runtime.\n"
     );
     println!("| connections × size | {} |", names.join(" | "));
     println!("|---|{}", "---|".repeat(names.len()));
@@ -600,9 +885,12 @@ fn print_tables(
         println!("| {} × {} B | {} |", cell.conns, cell.size, row.join(" | "));
     }
     println!("\n(x) is wsproto's messages/s divided by that column's.\n");
-    println!(
-        "Resident memory per idle connection ({idle} connections, each after one 16 B echo):\n"
-    );
+    let first = if deflate {
+        "one compressed 1 KiB echo"
+    } else {
+        "one 16 B echo"
+    };
+    println!("Resident memory per idle connection ({idle} connections, each after {first}):\n");
     println!("| {} |", names.join(" | "));
     println!("|{}", "---|".repeat(names.len()));
     let mem: Vec<String> = results

@@ -2,8 +2,9 @@
 //! (one-to-one) chat, served from one port.
 //!
 //! HTTP and the upgrade go through hyper; each upgraded connection becomes a
-//! [`wsproto_tokio::WebSocketStream`] through `from_upgraded`, after the
-//! request was validated by the core's handshake ([`wsproto_core::Request::from_parts`]).
+//! [`wsproto_tokio::WebSocketStream`] through `from_connection`, after the
+//! request was validated by the core's handshake ([`wsproto_core::Request::from_parts`])
+//! and permessage-deflate negotiated ([`Limits::deflate`]).
 //!
 //! | path | what |
 //! |---|---|
@@ -39,8 +40,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use wsproto_core::{Accept, HandshakeError, Request};
-use wsproto_tokio::{CloseCode, Config, Message, Role, WebSocketStream, WsReader, WsWriter};
+use wsproto_core::handshake::DeflateConfig;
+use wsproto_core::{Accept, Connection, HandshakeError, Request};
+use wsproto_tokio::{CloseCode, Config, Message, WebSocketStream, WsReader, WsWriter};
 
 use protocol::{percent_decode, validate_name, PrivateMessage, ServerEvent};
 use room::{Member, Outgoing, Room, QUEUE_LEN};
@@ -60,6 +62,10 @@ pub struct Limits {
     pub echo_message: usize,
     /// Keepalive ping interval for every WebSocket.
     pub keepalive: Duration,
+    /// permessage-deflate settings, or `None` to never compress. Default:
+    /// on, with the library's defaults (browsers offer it on every
+    /// connection).
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Limits {
@@ -68,6 +74,7 @@ impl Default for Limits {
             chat_message: 64 * 1024,
             echo_message: 16 << 20,
             keepalive: Duration::from_secs(30),
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }
@@ -168,7 +175,16 @@ fn upgrade(
         Ok(request) => request,
         Err(e) => return handshake_error(&e, req.method()),
     };
-    let response_headers = match request.response_headers(&Accept::default()) {
+    // permessage-deflate: the first offer our settings allow, if any.
+    let deflate = server
+        .limits
+        .deflate
+        .and_then(|d| d.accept_offer(request.extensions()));
+    let accept = match &deflate {
+        Some(agreement) => Accept::default().permessage_deflate(agreement.clone()),
+        None => Accept::default(),
+    };
+    let response_headers = match request.response_headers(&accept) {
         Ok(h) => h,
         Err(e) => return handshake_error(&e, req.method()),
     };
@@ -180,14 +196,19 @@ fn upgrade(
         max_message_size: limit,
         max_frame_size: limit,
         keepalive_interval: Some(server.limits.keepalive),
+        deflate: server.limits.deflate,
         ..Config::default()
     };
+    let mut conn = Connection::server(config);
+    if let Some(agreement) = deflate {
+        conn = conn.with_permessage_deflate(agreement.params);
+    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let ws = WebSocketStream::from_upgraded(TokioIo::new(upgraded), Role::Server, config, &[]);
+        let ws = WebSocketStream::from_connection(TokioIo::new(upgraded), conn);
         match route {
             Route::Echo => echo(ws).await,
             Route::Group => group_chat(server, ws, &request).await,

@@ -243,6 +243,17 @@ async fn two_users_chat_in_a_real_browser() {
     browser
         .wait_for(&echo, &messages_contain("echo: echo me ✓"))
         .await;
+    // Chromium offers permessage-deflate and the server accepts it; a long,
+    // repetitive message goes through compressed both ways.
+    assert_eq!(
+        browser.eval(&echo, "ws.extensions").await,
+        json!("permessage-deflate")
+    );
+    let long = "compress me, ✓".repeat(100);
+    browser.type_and_click(&echo, "input", &long, "send").await;
+    browser
+        .wait_for(&echo, &messages_contain(&format!("echo: {long}")))
+        .await;
 
     // Group chat between two pages.
     let alice = browser.open(&format!("{base}/chat")).await;
@@ -255,6 +266,10 @@ async fn two_users_chat_in_a_real_browser() {
             "document.getElementById('status').textContent === 'connected as alice'",
         )
         .await;
+    assert_eq!(
+        browser.eval(&alice, "ws.extensions").await,
+        json!("permessage-deflate")
+    );
     let bob = browser.open(&format!("{base}/chat")).await;
     browser.type_and_click(&bob, "name", "bob", "join").await;
     browser.wait_for(&alice, &users_are("alice,bob")).await;

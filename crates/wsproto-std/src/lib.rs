@@ -43,6 +43,7 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 pub use error::Error;
+pub use wsproto_core::handshake::{DeflateConfig, DeflateParams};
 pub use wsproto_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, Event, Message, Reject,
     Request, Response, State,

@@ -43,6 +43,7 @@ mod stream;
 pub use error::Error;
 pub use handshake::{accept, accept_with, client, connect, connect_with};
 pub use stream::{WebSocketStream, WsReader, WsWriter};
+pub use wsproto_core::handshake::{DeflateConfig, DeflateParams};
 pub use wsproto_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, Config, Event, Message, Reject, Request,
     Response, Role, State, Utf8Bytes,

@@ -103,12 +103,24 @@ async fn run_peer(mut command: Command) -> String {
 
 #[tokio::test]
 async fn python_websockets_client_against_our_server() {
+    python_client_against_our_server(false).await;
+}
+
+/// The same exchange with permessage-deflate negotiated (the script checks
+/// the response header and fails otherwise).
+#[tokio::test]
+async fn python_websockets_client_with_deflate_against_our_server() {
+    python_client_against_our_server(true).await;
+}
+
+async fn python_client_against_our_server(deflate: bool) {
     let Some(python) = python() else { return };
     let (port, mut closes) = our_echo_server().await;
     let mut command = Command::new(python);
     command
         .arg(interop_dir().join("python_client.py"))
-        .arg(format!("ws://127.0.0.1:{port}/"));
+        .arg(format!("ws://127.0.0.1:{port}/"))
+        .args(deflate.then_some("deflate"));
     assert_eq!(run_peer(command).await.trim(), "ok");
     assert_eq!(
         closes.recv().await.unwrap(),
@@ -118,6 +130,15 @@ async fn python_websockets_client_against_our_server() {
 
 #[tokio::test]
 async fn node_ws_client_against_our_server() {
+    node_client_against_our_server(false).await;
+}
+
+#[tokio::test]
+async fn node_ws_client_with_deflate_against_our_server() {
+    node_client_against_our_server(true).await;
+}
+
+async fn node_client_against_our_server(deflate: bool) {
     if !node() {
         return;
     }
@@ -125,7 +146,8 @@ async fn node_ws_client_against_our_server() {
     let mut command = Command::new("node");
     command
         .arg(interop_dir().join("node_client.js"))
-        .arg(format!("ws://127.0.0.1:{port}/"));
+        .arg(format!("ws://127.0.0.1:{port}/"))
+        .args(deflate.then_some("deflate"));
     assert_eq!(run_peer(command).await.trim(), "ok");
     assert_eq!(
         closes.recv().await.unwrap(),
@@ -135,6 +157,16 @@ async fn node_ws_client_against_our_server() {
 
 #[tokio::test]
 async fn our_client_against_python_websockets_server() {
+    our_client_against_python(false).await;
+}
+
+/// Python's server accepts permessage-deflate with 12-bit windows both ways.
+#[tokio::test]
+async fn our_client_with_deflate_against_python_websockets_server() {
+    our_client_against_python(true).await;
+}
+
+async fn our_client_against_python(deflate: bool) {
     let Some(python) = python() else { return };
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -143,6 +175,7 @@ async fn our_client_against_python_websockets_server() {
     let mut server = Command::new(python)
         .arg(interop_dir().join("python_server.py"))
         .arg(port.to_string())
+        .args(deflate.then_some("deflate"))
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -156,9 +189,17 @@ async fn our_client_against_python_websockets_server() {
     let url = format!("ws://127.0.0.1:{port}/");
 
     // Messages of several sizes, both types.
-    let (mut ws, _) = wsproto_tokio::connect_with(&ClientRequest::new(&url).unwrap(), big())
+    let (mut ws, response) = wsproto_tokio::connect_with(&ClientRequest::new(&url).unwrap(), big())
         .await
         .unwrap();
+    match response.permessage_deflate() {
+        Some(params) => {
+            assert!(deflate, "negotiated without being offered by the server");
+            assert_eq!(params.server_max_window_bits, 12);
+            assert_eq!(params.client_max_window_bits, 12);
+        }
+        None => assert!(!deflate, "permessage-deflate not negotiated"),
+    }
     for size in [0usize, 1, 125, 126, 65535, 65536, 1 << 20] {
         let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         ws.send(Message::binary(data.clone())).await.unwrap();
