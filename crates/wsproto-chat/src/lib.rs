@@ -45,7 +45,7 @@ use wsproto_core::{Accept, Connection, HandshakeError, Request};
 use wsproto_tokio::{CloseCode, Config, Message, WebSocketStream, WsReader, WsWriter};
 
 use protocol::{percent_decode, validate_name, PrivateMessage, ServerEvent};
-use room::{Member, Outgoing, Room, QUEUE_LEN};
+use room::{Delivery, Member, Outgoing, Room, QUEUE_LEN};
 
 const INDEX: &str = include_str!("../static/index.html");
 const ECHO: &str = include_str!("../static/echo.html");
@@ -66,6 +66,10 @@ pub struct Limits {
     /// on, with the library's defaults (browsers offer it on every
     /// connection).
     pub deflate: Option<DeflateConfig>,
+    /// How long a sender waits for a reader whose queue of
+    /// [`QUEUE_LEN`](room::QUEUE_LEN) messages is full before that reader is
+    /// disconnected with 1008 (see [`room`]).
+    pub slow_reader_grace: Duration,
 }
 
 impl Default for Limits {
@@ -75,6 +79,7 @@ impl Default for Limits {
             echo_message: 16 << 20,
             keepalive: Duration::from_secs(30),
             deflate: Some(DeflateConfig::default()),
+            slow_reader_grace: Duration::from_secs(2),
         }
     }
 }
@@ -90,9 +95,9 @@ type Body = Full<Bytes>;
 /// Serves HTTP and WebSockets on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, limits: Limits) -> std::io::Result<()> {
     let server = Arc::new(Server {
+        group: Room::new(limits.slow_reader_grace),
+        private: Room::new(limits.slow_reader_grace),
         limits,
-        group: Room::default(),
-        private: Room::default(),
     });
     loop {
         let (tcp, _) = listener.accept().await?;
@@ -326,8 +331,9 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
     }
     server
         .group
-        .broadcast(&ServerEvent::Join { name: name.clone() }, Some(&name));
-    server.group.announce_presence();
+        .broadcast(&ServerEvent::Join { name: name.clone() }, Some(&name))
+        .await;
+    server.group.announce_presence().await;
     loop {
         let next = tokio::select! {
             next = reader.next() => next,
@@ -339,7 +345,7 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
                     from: name.clone(),
                     text: text.to_string(),
                 };
-                server.group.broadcast(&event, Some(&name));
+                server.group.broadcast(&event, Some(&name)).await;
             }
             Some(Ok(Message::Binary(_))) => {
                 member.offer(
@@ -351,9 +357,14 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
             Some(Err(_)) | None => break,
         }
     }
+    // Also when a sender found us too slow and removed us already: the
+    // leave is announced here, once.
     server.group.leave(&name, &member);
-    server.group.broadcast(&ServerEvent::Leave { name }, None);
-    server.group.announce_presence();
+    server
+        .group
+        .broadcast(&ServerEvent::Leave { name }, None)
+        .await;
+    server.group.announce_presence().await;
 }
 
 async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
@@ -365,8 +376,9 @@ async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
     }
     server
         .private
-        .broadcast(&ServerEvent::Join { name: user.clone() }, Some(&user));
-    server.private.announce_presence();
+        .broadcast(&ServerEvent::Join { name: user.clone() }, Some(&user))
+        .await;
+    server.private.announce_presence().await;
     loop {
         let next = tokio::select! {
             next = reader.next() => next,
@@ -383,19 +395,20 @@ async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
             }
             Some(Err(_)) | None => break,
         };
-        if let Err(why) = deliver_private(&server.private, &user, &text) {
+        if let Err(why) = deliver_private(&server.private, &user, &text).await {
             member.offer(ServerEvent::error(why).to_message());
         }
     }
     server.private.leave(&user, &member);
     server
         .private
-        .broadcast(&ServerEvent::Leave { name: user }, None);
-    server.private.announce_presence();
+        .broadcast(&ServerEvent::Leave { name: user }, None)
+        .await;
+    server.private.announce_presence().await;
 }
 
 /// Checks one private message from `user` and hands it to its recipient.
-fn deliver_private(room: &Room, user: &str, text: &str) -> Result<(), String> {
+async fn deliver_private(room: &Room, user: &str, text: &str) -> Result<(), String> {
     let message: PrivateMessage = serde_json::from_str(text).map_err(|e| {
         format!(
             r#"malformed message ({e}): send {{"from_user": ..., "to_user": ..., "info": ...}}"#
@@ -410,11 +423,16 @@ fn deliver_private(room: &Room, user: &str, text: &str) -> Result<(), String> {
     let recipient = room
         .get(&message.to_user)
         .ok_or_else(|| format!("{:?} is not online", message.to_user))?;
-    if !recipient.offer(ServerEvent::Private(message.clone()).to_message()) {
-        return Err(format!(
-            "{:?} is not keeping up and was disconnected",
-            message.to_user
-        ));
+    let event = ServerEvent::Private(message.clone()).to_message();
+    match recipient.deliver(event, room.deadline()).await {
+        Delivery::Queued => Ok(()),
+        Delivery::TooSlow => {
+            room.leave(&message.to_user, &recipient);
+            Err(format!(
+                "{:?} is not keeping up and was disconnected",
+                message.to_user
+            ))
+        }
+        Delivery::Gone => Err(format!("{:?} is not online", message.to_user)),
     }
-    Ok(())
 }

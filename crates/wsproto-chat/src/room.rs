@@ -1,21 +1,27 @@
 //! A room: the users online in one chat and their bounded outgoing queues.
 //!
-//! Sending to a user never waits: each user has a queue of at most
-//! [`QUEUE_LEN`] messages drained by that user's writer task. A user whose
-//! queue is full is not keeping up; it is removed from the room and its
-//! connection is cancelled, so one slow reader can neither stall the others
-//! nor make the server buffer without bound.
+//! Each user has a queue of at most [`QUEUE_LEN`] messages drained by that
+//! user's writer task. A sender whose message meets a full queue waits for
+//! room, for at most the room's grace period ([`crate::Limits::slow_reader_grace`]):
+//! a fast sender is slowed to the pace of its readers (its own socket stops
+//! being read, so TCP pushes back on it) instead of getting readers that are
+//! merely busy disconnected. A user whose queue stays full for the whole
+//! grace period is not reading; it is removed from the room and its
+//! connection cancelled, so one stuck reader can stall a room for at most
+//! one grace period and never makes the server buffer without bound.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wsproto_tokio::Message;
 
 use crate::protocol::ServerEvent;
 
-/// Messages waiting for one user before it counts as too slow.
+/// Messages waiting for one user before a sender has to wait for it.
 pub const QUEUE_LEN: usize = 256;
 
 /// What a user's writer task is asked to do.
@@ -36,28 +42,67 @@ pub struct Member {
     pub kick: CancellationToken,
 }
 
+/// How a delivery to one member went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The message is in the member's queue.
+    Queued,
+    /// The queue stayed full until the deadline; the member was cancelled.
+    TooSlow,
+    /// The member's connection is gone.
+    Gone,
+}
+
 impl Member {
-    /// Queues a message without waiting; false if the user is too slow (its
-    /// connection is then cancelled) or gone.
-    pub fn offer(&self, message: Message) -> bool {
+    /// Queues a message without waiting: for answers to the member itself,
+    /// which come from its own reader and so cannot outpace it for long. A
+    /// full queue cancels the member.
+    pub fn offer(&self, message: Message) -> Delivery {
         match self.queue.try_send(Outgoing::Send(message)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Ok(()) => Delivery::Queued,
+            Err(TrySendError::Full(_)) => {
                 self.kick.cancel();
-                false
+                Delivery::TooSlow
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(_)) => Delivery::Gone,
+        }
+    }
+
+    /// Queues a message, waiting until `deadline` at most for room; a member
+    /// that makes no room by then is cancelled.
+    pub async fn deliver(&self, message: Message, deadline: Instant) -> Delivery {
+        let item = match self.queue.try_send(Outgoing::Send(message)) {
+            Ok(()) => return Delivery::Queued,
+            Err(TrySendError::Closed(_)) => return Delivery::Gone,
+            Err(TrySendError::Full(item)) => item,
+        };
+        match tokio::time::timeout_at(deadline, self.queue.send(item)).await {
+            Ok(Ok(())) => Delivery::Queued,
+            Ok(Err(_)) => Delivery::Gone,
+            Err(_) => {
+                self.kick.cancel();
+                Delivery::TooSlow
+            }
         }
     }
 }
 
 /// The users of one chat, by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Room {
     members: Mutex<BTreeMap<String, Member>>,
+    grace: Duration,
 }
 
 impl Room {
+    /// An empty room whose senders wait at most `grace` for a full queue.
+    pub fn new(grace: Duration) -> Room {
+        Room {
+            members: Mutex::default(),
+            grace,
+        }
+    }
+
     fn members(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Member>> {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -93,38 +138,44 @@ impl Room {
         self.members().get(name).cloned()
     }
 
-    /// Sends `event` to everyone except `except`; drops members too slow to
-    /// take it.
-    pub fn broadcast(&self, event: &ServerEvent, except: Option<&str>) {
+    /// The deadline for a delivery that starts now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.grace
+    }
+
+    /// Sends `event` to everyone except `except`, waiting (one grace period
+    /// at most, for all of them together) for members whose queue is full.
+    /// Members still full at the deadline are removed from the room and
+    /// cancelled; their own tasks announce that they left.
+    pub async fn broadcast(&self, event: &ServerEvent, except: Option<&str>) {
         let message = event.to_message();
-        let mut slow = Vec::new();
+        let mut full = Vec::new();
         {
             let members = self.members();
             for (name, member) in members.iter() {
-                if Some(name.as_str()) != except && !member.offer(message.clone()) {
-                    slow.push(name.clone());
+                if Some(name.as_str()) == except {
+                    continue;
+                }
+                match member.queue.try_send(Outgoing::Send(message.clone())) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Full(_)) => full.push((name.clone(), member.clone())),
                 }
             }
         }
-        if !slow.is_empty() {
-            let mut members = self.members();
-            for name in &slow {
-                members.remove(name);
-            }
+        if full.is_empty() {
+            return;
         }
-        // Those dropped leave like anyone else.
-        for name in slow {
-            self.broadcast(&ServerEvent::Leave { name }, None);
+        let deadline = self.deadline();
+        for (name, member) in full {
+            if member.deliver(message.clone(), deadline).await == Delivery::TooSlow {
+                self.leave(&name, &member);
+            }
         }
     }
 
     /// Tells everyone who is online.
-    pub fn announce_presence(&self) {
-        self.broadcast(
-            &ServerEvent::Presence {
-                users: self.names(),
-            },
-            None,
-        );
+    pub async fn announce_presence(&self) {
+        let users = self.names();
+        self.broadcast(&ServerEvent::Presence { users }, None).await;
     }
 }

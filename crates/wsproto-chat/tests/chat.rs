@@ -32,9 +32,11 @@ async fn open(addr: SocketAddr, path: &str) -> Ws {
 async fn event(ws: &mut Ws) -> Value {
     let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
         .await
-        .expect("no event within 5 s")
-        .expect("connection ended")
-        .unwrap();
+        .expect("no event within 5 s");
+    let Some(message) = message else {
+        panic!("connection ended: {:?}", ws.close_frame());
+    };
+    let message = message.unwrap();
     serde_json::from_str(message.as_text().expect("text")).unwrap()
 }
 
