@@ -67,7 +67,7 @@ pub struct Limits {
     /// connection).
     pub deflate: Option<DeflateConfig>,
     /// How long a sender waits for a reader whose queue of
-    /// [`QUEUE_LEN`](room::QUEUE_LEN) messages is full before that reader is
+    /// [`QUEUE_LEN`] messages is full before that reader is
     /// disconnected with 1008 (see [`room`]).
     pub slow_reader_grace: Duration,
 }
