@@ -502,3 +502,141 @@ fn client_and_server_talk_in_memory() {
         Some(Event::Message(Message::text("ping?")))
     );
 }
+
+// HTTP/2 (RFC 8441): extended CONNECT.
+
+fn h2_headers(extra: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    let mut headers = vec![("sec-websocket-version".to_string(), b"13".to_vec())];
+    headers.extend(
+        extra
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+    );
+    headers
+}
+
+#[test]
+fn h2_request_is_validated() {
+    use wsproto_core::{HttpVersion, Request};
+    let ok = Request::from_h2_parts(
+        "CONNECT",
+        Some("websocket"),
+        "/chat?room=1",
+        h2_headers(&[("sec-websocket-protocol", "a, b")]),
+    )
+    .unwrap();
+    assert_eq!(ok.version(), HttpVersion::Http2);
+    assert_eq!((ok.path(), ok.query()), ("/chat", Some("room=1")));
+    assert_eq!(ok.subprotocols(), ["a", "b"]);
+    assert_eq!(ok.key(), "");
+    let err = |method, protocol, headers| {
+        Request::from_h2_parts(method, protocol, "/", headers).unwrap_err()
+    };
+    let e = err("GET", Some("websocket"), h2_headers(&[]));
+    assert_eq!((e.clone(), e.status()), (HandshakeError::MethodNotAllowed, 405));
+    let e = err("CONNECT", None, h2_headers(&[]));
+    assert_eq!((e.clone(), e.status()), (HandshakeError::InvalidHeader(":protocol"), 400));
+    let e = err("CONNECT", Some("webtransport"), h2_headers(&[]));
+    assert_eq!(e, HandshakeError::InvalidHeader(":protocol"));
+    let e = err("CONNECT", Some("websocket"), vec![]);
+    assert_eq!(e, HandshakeError::InvalidHeader("Sec-WebSocket-Version"));
+    let e = err(
+        "CONNECT",
+        Some("websocket"),
+        vec![("sec-websocket-version".into(), b"8".to_vec())],
+    );
+    assert_eq!((e.clone(), e.status()), (HandshakeError::UnsupportedVersion, 426));
+}
+
+#[test]
+fn h2_response_has_no_upgrade_fields() {
+    use wsproto_core::Request;
+    let request = Request::from_h2_parts(
+        "CONNECT",
+        Some("websocket"),
+        "/",
+        h2_headers(&[("sec-websocket-protocol", "chat")]),
+    )
+    .unwrap();
+    assert_eq!(request.response_status(), 200);
+    let headers = request
+        .response_headers(&Accept::default().subprotocol("chat"))
+        .unwrap();
+    assert_eq!(
+        headers,
+        [("Sec-WebSocket-Protocol".to_string(), "chat".to_string())]
+    );
+    assert!(request
+        .response_headers(&Accept::default().subprotocol("other"))
+        .is_err());
+}
+
+#[test]
+fn h2_client_checks_the_response_and_talks_to_an_h2_server() {
+    use wsproto_core::Request;
+    let request = ClientRequest::new("ws://example.com/feed")
+        .unwrap()
+        .subprotocol("v1");
+    // A status other than 2xx.
+    let mut hs = client_hs(&request);
+    assert_eq!(
+        hs.receive_h2_response(404, vec![]).unwrap_err(),
+        HandshakeError::UnexpectedStatus(404)
+    );
+    // A subprotocol that was not offered.
+    let mut hs = client_hs(&request);
+    let e = hs
+        .receive_h2_response(200, h2_headers(&[("sec-websocket-protocol", "v2")]))
+        .unwrap_err();
+    assert!(matches!(e, HandshakeError::UnexpectedSubprotocol(_)), "{e:?}");
+    // No response yet: no connection.
+    assert!(client_hs(&request).into_connection().is_err());
+
+    // The whole exchange: the client's fields become the server's request.
+    let mut client = client_hs(&request);
+    let fields = client
+        .h2_headers()
+        .into_iter()
+        .map(|(n, v)| (n, v.into_bytes()))
+        .collect();
+    let server_req = Request::from_h2_parts("CONNECT", Some("websocket"), "/feed", fields).unwrap();
+    assert_eq!(server_req.subprotocols(), ["v1"]);
+    #[allow(unused_mut)]
+    let mut accept = Accept::default().subprotocol("v1");
+    #[cfg(feature = "deflate")]
+    let agreement = wsproto_core::handshake::DeflateConfig::default()
+        .accept_offer(server_req.extensions())
+        .expect("the client offered permessage-deflate");
+    #[cfg(feature = "deflate")]
+    {
+        accept = accept.permessage_deflate(agreement.clone());
+    }
+    let response: Vec<(String, Vec<u8>)> = server_req
+        .response_headers(&accept)
+        .unwrap()
+        .into_iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.into_bytes()))
+        .collect();
+    let got = client.receive_h2_response(200, response).unwrap();
+    assert_eq!(got.subprotocol(), Some("v1"));
+    #[cfg(feature = "deflate")]
+    assert_eq!(got.permessage_deflate(), Some(&agreement.params));
+    let mut client = client.into_connection().unwrap();
+    #[allow(unused_mut)]
+    let mut server = wsproto_core::Connection::server(Config::default());
+    #[cfg(feature = "deflate")]
+    {
+        server = server.with_permessage_deflate(agreement.params);
+    }
+    let text = "over one HTTP/2 stream ".repeat(10);
+    client.send(Message::text(text.clone())).unwrap();
+    while let Some(chunk) = client.poll_transmit() {
+        let n = chunk.len();
+        server.receive(chunk);
+        client.advance(n);
+    }
+    match server.poll_event().unwrap() {
+        Some(Event::Message(m)) => assert_eq!(m.as_text(), Some(text.as_str())),
+        other => panic!("{other:?}"),
+    }
+}

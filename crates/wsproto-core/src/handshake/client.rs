@@ -232,6 +232,7 @@ impl Response {
 pub struct ClientHandshake {
     config: Config,
     request: Vec<u8>,
+    fields: Vec<(String, String)>,
     key: String,
     offered: Vec<String>,
     head: HeadBuffer,
@@ -266,24 +267,26 @@ impl ClientHandshake {
         let mut nonce = [0u8; 16];
         random.fill(&mut nonce);
         let key = STANDARD.encode(nonce);
-        let mut text = alloc::format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
-            request.resource,
-            request.host_header()
-        );
+        // The fields both HTTP/1.1 and HTTP/2 requests carry.
+        let mut fields = alloc::vec![("Sec-WebSocket-Version".to_string(), "13".to_string())];
         if !request.subprotocols.is_empty() {
-            text.push_str("Sec-WebSocket-Protocol: ");
-            text.push_str(&request.subprotocols.join(", "));
-            text.push_str("\r\n");
+            fields.push((
+                "Sec-WebSocket-Protocol".to_string(),
+                request.subprotocols.join(", "),
+            ));
         }
         #[cfg(feature = "deflate")]
         if let Some(deflate) = &config.deflate {
-            text.push_str("Sec-WebSocket-Extensions: ");
-            text.push_str(&deflate.client_offer());
-            text.push_str("\r\n");
+            fields.push(("Sec-WebSocket-Extensions".to_string(), deflate.client_offer()));
         }
-        for (name, value) in &request.headers {
+        fields.extend(request.headers.iter().cloned());
+        let mut text = alloc::format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\n",
+            request.resource,
+            request.host_header()
+        );
+        for (name, value) in &fields {
             text.push_str(name);
             text.push_str(": ");
             text.push_str(value);
@@ -293,6 +296,7 @@ impl ClientHandshake {
         ClientHandshake {
             config,
             request: text.into_bytes(),
+            fields,
             key,
             offered: request.subprotocols.clone(),
             head: HeadBuffer::default(),
@@ -309,6 +313,49 @@ impl ClientHandshake {
     /// The `Sec-WebSocket-Key` sent.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// HTTP/2 (RFC 8441): the regular header fields of the extended CONNECT
+    /// request, names in lower case. The HTTP/2 library sets the
+    /// pseudo-headers: `:method = CONNECT`, `:protocol = websocket`,
+    /// `:scheme`, `:authority` and `:path` (the request's
+    /// [`resource`](ClientRequest::resource)). Feed the response to
+    /// [`receive_h2_response`](Self::receive_h2_response).
+    ///
+    /// ```
+    /// use wsproto_core::{ClientHandshake, ClientRequest, Config};
+    /// let request = ClientRequest::new("ws://example.com/chat").unwrap().subprotocol("v1");
+    /// let mut hs = ClientHandshake::new(&request, Config::default());
+    /// assert_eq!(
+    ///     hs.h2_headers()[..2],
+    ///     [("sec-websocket-version".to_string(), "13".to_string()),
+    ///      ("sec-websocket-protocol".to_string(), "v1".to_string())]
+    /// );
+    /// let response = hs.receive_h2_response(200, vec![("sec-websocket-protocol".into(), b"v1".to_vec())]).unwrap();
+    /// assert_eq!(response.subprotocol(), Some("v1"));
+    /// let conn = hs.into_connection().unwrap();
+    /// # drop(conn);
+    /// ```
+    pub fn h2_headers(&self) -> Vec<(String, String)> {
+        self.fields
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+            .collect()
+    }
+
+    /// HTTP/2 (RFC 8441): validates the server's response to the extended
+    /// CONNECT: a 2xx status, then the subprotocol and extensions as over
+    /// HTTP/1.1. [`into_connection`](Self::into_connection) follows.
+    pub fn receive_h2_response(
+        &mut self,
+        status: u16,
+        headers: Vec<Header>,
+    ) -> Result<&Response, HandshakeError> {
+        if !(200..300).contains(&status) {
+            return Err(HandshakeError::UnexpectedStatus(status));
+        }
+        let response = self.negotiated(headers)?;
+        Ok(self.response.insert(response))
     }
 
     /// Feeds bytes from the server. Returns the validated response once its
@@ -365,6 +412,12 @@ impl ClientHandshake {
         if accept != Some(accept_key(self.key.as_bytes()).as_str()) {
             return Err(HandshakeError::AcceptMismatch);
         }
+        self.negotiated(headers)
+    }
+
+    /// Checks the subprotocol and extensions a response chose against what
+    /// was offered.
+    fn negotiated(&self, headers: Vec<Header>) -> Result<Response, HandshakeError> {
         let subprotocol = match joined_header(&headers, "Sec-WebSocket-Protocol") {
             None => None,
             Some(value) => {

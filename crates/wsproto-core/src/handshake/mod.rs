@@ -12,7 +12,7 @@ pub use deflate::{
     DeflateAgreement, DeflateConfig, DeflateParams, DeflateResponseError, PERMESSAGE_DEFLATE,
 };
 pub use negotiate::{parse_extensions, Extension};
-pub use server::{render_response, Accept, Reject, Request, ServerHandshake};
+pub use server::{render_response, Accept, HttpVersion, Reject, Request, ServerHandshake};
 
 use alloc::string::String;
 use alloc::vec::Vec;

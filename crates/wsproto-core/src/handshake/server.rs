@@ -15,9 +15,20 @@ use crate::error::HandshakeError;
 use crate::frame::Role;
 use crate::Status;
 
+/// Which HTTP the opening handshake runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1: `GET` with `Upgrade: websocket`, answered `101` (RFC 6455).
+    Http11,
+    /// HTTP/2: extended `CONNECT` with `:protocol = websocket`, answered
+    /// `200`; the WebSocket is one stream of the HTTP/2 connection (RFC 8441).
+    Http2,
+}
+
 /// A validated WebSocket upgrade request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    version: HttpVersion,
     target: String,
     headers: Vec<Header>,
     subprotocols: Vec<String>,
@@ -89,37 +100,97 @@ impl Request {
             _ => return Err(HandshakeError::InvalidKey),
         }
         let key = key.to_string();
+        Ok(Request::new(HttpVersion::Http11, target, headers, key))
+    }
+
+    /// Validates an HTTP/2 extended CONNECT request (RFC 8441 section 4)
+    /// that an HTTP/2 library already parsed: the `:method` and `:protocol`
+    /// pseudo-headers, the request target (`:path`) and the regular headers.
+    /// There is no key and no `Upgrade`/`Connection` header in this form;
+    /// the version must still be 13. Accepting it is a `200` response with
+    /// [`response_headers`](Self::response_headers).
+    ///
+    /// ```
+    /// use wsproto_core::{Accept, HttpVersion, Request};
+    /// let headers = vec![("sec-websocket-version".to_string(), b"13".to_vec())];
+    /// let request = Request::from_h2_parts("CONNECT", Some("websocket"), "/chat", headers).unwrap();
+    /// assert_eq!(request.version(), HttpVersion::Http2);
+    /// assert_eq!(request.response_status(), 200);
+    /// assert!(request.response_headers(&Accept::default()).unwrap().is_empty());
+    /// assert!(Request::from_h2_parts("GET", None, "/chat", vec![]).is_err());
+    /// ```
+    pub fn from_h2_parts(
+        method: &str,
+        protocol: Option<&str>,
+        target: &str,
+        headers: Vec<Header>,
+    ) -> Result<Request, HandshakeError> {
+        if method != "CONNECT" {
+            return Err(HandshakeError::MethodNotAllowed);
+        }
+        if !protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket")) {
+            return Err(HandshakeError::InvalidHeader(":protocol"));
+        }
+        match joined_header(&headers, "Sec-WebSocket-Version") {
+            None => return Err(HandshakeError::InvalidHeader("Sec-WebSocket-Version")),
+            Some(v) if v.trim() == "13" => {}
+            Some(_) => return Err(HandshakeError::UnsupportedVersion),
+        }
+        Ok(Request::new(HttpVersion::Http2, target, headers, String::new()))
+    }
+
+    fn new(version: HttpVersion, target: &str, headers: Vec<Header>, key: String) -> Request {
         let subprotocols = joined_header(&headers, "Sec-WebSocket-Protocol")
             .map(|v| split_list(&v).map(str::to_string).collect())
             .unwrap_or_default();
         let extensions = joined_header(&headers, "Sec-WebSocket-Extensions")
             .map(|v| parse_extensions(&v))
             .unwrap_or_default();
-        Ok(Request {
+        Request {
+            version,
             target: target.to_string(),
             headers,
             subprotocols,
             extensions,
             key,
-        })
+        }
     }
 
-    /// The headers of the `101 Switching Protocols` response that accepts
-    /// this request as `accept` says, for HTTP libraries that write the
-    /// response themselves. Fails if the subprotocol was not offered or an
-    /// extra header is not a valid name and value.
+    /// Which HTTP the request came over.
+    pub fn version(&self) -> HttpVersion {
+        self.version
+    }
+
+    /// The status that accepts this request: `101` over HTTP/1.1, `200`
+    /// over HTTP/2.
+    pub fn response_status(&self) -> u16 {
+        match self.version {
+            HttpVersion::Http11 => 101,
+            HttpVersion::Http2 => 200,
+        }
+    }
+
+    /// The headers of the response that accepts this request as `accept`
+    /// says (with status [`response_status`](Self::response_status)), for
+    /// HTTP libraries that write the response themselves. Over HTTP/2 there
+    /// is no `Upgrade`, `Connection` or `Sec-WebSocket-Accept`. Fails if the
+    /// subprotocol or an extension was not offered or an extra header is not
+    /// a valid name and value.
     pub fn response_headers(
         &self,
         accept: &Accept,
     ) -> Result<Vec<(String, String)>, HandshakeError> {
-        let mut headers = alloc::vec![
-            ("Upgrade".to_string(), "websocket".to_string()),
-            ("Connection".to_string(), "Upgrade".to_string()),
-            (
-                "Sec-WebSocket-Accept".to_string(),
-                accept_key(self.key.as_bytes())
-            ),
-        ];
+        let mut headers = Vec::new();
+        if self.version == HttpVersion::Http11 {
+            headers.extend([
+                ("Upgrade".to_string(), "websocket".to_string()),
+                ("Connection".to_string(), "Upgrade".to_string()),
+                (
+                    "Sec-WebSocket-Accept".to_string(),
+                    accept_key(self.key.as_bytes()),
+                ),
+            ]);
+        }
         if let Some(protocol) = &accept.subprotocol {
             if !self.subprotocols.iter().any(|p| p == protocol) {
                 return Err(HandshakeError::InvalidAccept(
@@ -187,7 +258,7 @@ impl Request {
         &self.extensions
     }
 
-    /// The client's `Sec-WebSocket-Key`.
+    /// The client's `Sec-WebSocket-Key`; empty over HTTP/2, which has none.
     pub fn key(&self) -> &str {
         &self.key
     }
