@@ -35,14 +35,15 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Request as HttpRequest, Response as HttpResponse, StatusCode, Version};
+use hyper::{Request as HttpRequest, Response as HttpResponse, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wsproto_core::handshake::DeflateConfig;
-use wsproto_core::{Accept, Connection, HandshakeError, Request};
-use wsproto_tokio::{CloseCode, Config, Message, WebSocketStream, WsReader, WsWriter};
+use wsproto_core::{Accept, Request};
+use wsproto_tokio::upgrade::{Upgrade, UpgradedStream};
+use wsproto_tokio::{CloseCode, Config, Message, WsReader, WsWriter};
 
 use protocol::{percent_decode, validate_name, PrivateMessage, ServerEvent};
 use room::{Delivery, Member, Outgoing, Room, QUEUE_LEN};
@@ -158,41 +159,19 @@ enum Route {
     Private(String),
 }
 
-/// Validates the upgrade with the core's handshake, answers 101, and hands
-/// the upgraded IO to the route's handler.
+/// Validates the upgrade with the core's handshake (through
+/// [`wsproto_tokio::upgrade`]), answers 101 with permessage-deflate
+/// negotiated, and hands the upgraded IO to the route's handler.
 fn upgrade(
     server: Arc<Server>,
     mut req: HttpRequest<Incoming>,
     route: Route,
 ) -> HttpResponse<Body> {
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-        .collect();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    let http11 = req.version() == Version::HTTP_11;
-    let request = match Request::from_parts(req.method().as_str(), &target, http11, headers) {
-        Ok(request) => request,
-        Err(e) => return handshake_error(&e, req.method()),
+    let upgrade = match Upgrade::from_request(&mut req) {
+        Ok(upgrade) => upgrade,
+        Err(response) => return response,
     };
-    // permessage-deflate: the first offer our settings allow, if any.
-    let deflate = server
-        .limits
-        .deflate
-        .and_then(|d| d.accept_offer(request.extensions()));
-    let accept = match &deflate {
-        Some(agreement) => Accept::default().permessage_deflate(agreement.clone()),
-        None => Accept::default(),
-    };
-    let response_headers = match request.response_headers(&accept) {
-        Ok(h) => h,
-        Err(e) => return handshake_error(&e, req.method()),
-    };
+    let request = upgrade.request().clone();
     let limit = match route {
         Route::Echo => server.limits.echo_message,
         _ => server.limits.chat_message,
@@ -204,52 +183,16 @@ fn upgrade(
         deflate: server.limits.deflate,
         ..Config::default()
     };
-    let mut conn = Connection::server(config);
-    if let Some(agreement) = deflate {
-        conn = conn.with_permessage_deflate(agreement.params);
-    }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let ws = WebSocketStream::from_connection(TokioIo::new(upgraded), conn);
+    upgrade.on_upgrade(Accept::default(), config, move |ws| async move {
         match route {
             Route::Echo => echo(ws).await,
             Route::Group => group_chat(server, ws, &request).await,
             Route::Private(user) => private_chat(server, ws, user).await,
         }
-    });
-    let mut response = HttpResponse::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    for (name, value) in response_headers {
-        if let (Ok(name), Ok(value)) = (
-            hyper::header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+    })
 }
 
-fn handshake_error(e: &HandshakeError, method: &Method) -> HttpResponse<Body> {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = text(status, format!("{e}\n"));
-    if e.status() == 426 {
-        response
-            .headers_mut()
-            .insert("Sec-WebSocket-Version", HeaderValue::from_static("13"));
-    }
-    if e.status() == 405 && method != Method::GET {
-        response
-            .headers_mut()
-            .insert("Allow", HeaderValue::from_static("GET"));
-    }
-    response
-}
-
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Ws = UpgradedStream;
 
 async fn echo(mut ws: Ws) {
     while let Some(Ok(message)) = ws.next().await {

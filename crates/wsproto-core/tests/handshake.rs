@@ -533,9 +533,15 @@ fn h2_request_is_validated() {
         Request::from_h2_parts(method, protocol, "/", headers).unwrap_err()
     };
     let e = err("GET", Some("websocket"), h2_headers(&[]));
-    assert_eq!((e.clone(), e.status()), (HandshakeError::MethodNotAllowed, 405));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (HandshakeError::MethodNotAllowed, 405)
+    );
     let e = err("CONNECT", None, h2_headers(&[]));
-    assert_eq!((e.clone(), e.status()), (HandshakeError::InvalidHeader(":protocol"), 400));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (HandshakeError::InvalidHeader(":protocol"), 400)
+    );
     let e = err("CONNECT", Some("webtransport"), h2_headers(&[]));
     assert_eq!(e, HandshakeError::InvalidHeader(":protocol"));
     let e = err("CONNECT", Some("websocket"), vec![]);
@@ -545,7 +551,10 @@ fn h2_request_is_validated() {
         Some("websocket"),
         vec![("sec-websocket-version".into(), b"8".to_vec())],
     );
-    assert_eq!((e.clone(), e.status()), (HandshakeError::UnsupportedVersion, 426));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (HandshakeError::UnsupportedVersion, 426)
+    );
 }
 
 #[test]
@@ -588,7 +597,10 @@ fn h2_client_checks_the_response_and_talks_to_an_h2_server() {
     let e = hs
         .receive_h2_response(200, h2_headers(&[("sec-websocket-protocol", "v2")]))
         .unwrap_err();
-    assert!(matches!(e, HandshakeError::UnexpectedSubprotocol(_)), "{e:?}");
+    assert!(
+        matches!(e, HandshakeError::UnexpectedSubprotocol(_)),
+        "{e:?}"
+    );
     // No response yet: no connection.
     assert!(client_hs(&request).into_connection().is_err());
 

@@ -39,6 +39,8 @@
 mod error;
 mod handshake;
 mod stream;
+#[cfg(feature = "hyper")]
+pub mod upgrade;
 
 pub use error::Error;
 pub use handshake::{accept, accept_with, client, connect, connect_with};

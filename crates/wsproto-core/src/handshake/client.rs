@@ -277,7 +277,10 @@ impl ClientHandshake {
         }
         #[cfg(feature = "deflate")]
         if let Some(deflate) = &config.deflate {
-            fields.push(("Sec-WebSocket-Extensions".to_string(), deflate.client_offer()));
+            fields.push((
+                "Sec-WebSocket-Extensions".to_string(),
+                deflate.client_offer(),
+            ));
         }
         fields.extend(request.headers.iter().cloned());
         let mut text = alloc::format!(

@@ -136,7 +136,12 @@ impl Request {
             Some(v) if v.trim() == "13" => {}
             Some(_) => return Err(HandshakeError::UnsupportedVersion),
         }
-        Ok(Request::new(HttpVersion::Http2, target, headers, String::new()))
+        Ok(Request::new(
+            HttpVersion::Http2,
+            target,
+            headers,
+            String::new(),
+        ))
     }
 
     fn new(version: HttpVersion, target: &str, headers: Vec<Header>, key: String) -> Request {
