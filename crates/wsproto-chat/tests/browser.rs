@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use wsproto_tokio::{ClientRequest, Config, Message, WebSocketStream};
+use wsproto_tokio::{ClientRequest, Config, MaybeTlsStream, Message, WebSocketStream};
 
 fn chromium() -> Option<PathBuf> {
     let candidates = [
@@ -36,7 +36,7 @@ fn chromium() -> Option<PathBuf> {
 struct Browser {
     _child: Child,
     _profile: TempDir,
-    cdp: WebSocketStream<TcpStream>,
+    cdp: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
 }
 

@@ -20,7 +20,10 @@ fn config() -> Config {
 
 async fn open(
     url: &str,
-) -> Result<wsproto_tokio::WebSocketStream<tokio::net::TcpStream>, wsproto_tokio::Error> {
+) -> Result<
+    wsproto_tokio::WebSocketStream<wsproto_tokio::MaybeTlsStream<tokio::net::TcpStream>>,
+    wsproto_tokio::Error,
+> {
     let request = ClientRequest::new(url)?;
     Ok(wsproto_tokio::connect_with(&request, config()).await?.0)
 }

@@ -7,7 +7,11 @@ use wsproto_core::{
     ServerHandshake, Status,
 };
 
-use crate::{Error, WebSocketStream};
+use crate::{Error, MaybeTlsStream, WebSocketStream};
+
+/// What [`connect`] returns: the WebSocket over plain TCP or TLS, and the
+/// server's response.
+pub type Connected = (WebSocketStream<MaybeTlsStream<TcpStream>>, Response);
 
 const HANDSHAKE_READ: usize = 4096;
 
@@ -109,7 +113,8 @@ async fn refuse<S: AsyncWrite + Unpin>(mut io: S, response: Vec<u8>, e: Handshak
     Error::Handshake(e)
 }
 
-/// Connects to a `ws://` URL with the default configuration.
+/// Connects to a `ws://` or (with the feature `rustls`) `wss://` URL with
+/// the default configuration.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsproto_tokio::Error> {
@@ -118,23 +123,72 @@ async fn refuse<S: AsyncWrite + Unpin>(mut io: S, response: Vec<u8>, e: Handshak
 /// # drop(ws); Ok(())
 /// # }
 /// ```
-pub async fn connect(url: &str) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
+pub async fn connect(url: &str) -> Result<Connected, Error> {
     connect_with(&ClientRequest::new(url)?, Config::default()).await
 }
 
-/// Connects as described by `request` (URL, subprotocols, headers).
-pub async fn connect_with(
-    request: &ClientRequest,
-    config: Config,
-) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
+/// Connects as described by `request` (URL, subprotocols, headers). TCP
+/// connect, TLS handshake and WebSocket handshake together are bounded by
+/// `config.handshake_timeout`. `wss://` uses
+/// [`tls::default_client_config`](crate::tls::default_client_config), or
+/// fails with [`Error::Unsupported`] in a build without the feature
+/// `rustls`.
+pub async fn connect_with(request: &ClientRequest, config: Config) -> Result<Connected, Error> {
     if request.is_tls() {
+        #[cfg(feature = "rustls")]
+        return connect_tls(request, config, crate::tls::default_client_config()).await;
+        #[cfg(not(feature = "rustls"))]
         return Err(Error::Unsupported(
-            "wss:// URLs need TLS support, which this build lacks",
+            "wss:// URLs need TLS: build wsproto-tokio with the feature rustls",
         ));
     }
+    within(config.handshake_timeout, async {
+        let tcp = open_tcp(request).await?;
+        client_handshake(MaybeTlsStream::Plain(tcp), request, config).await
+    })
+    .await
+}
+
+/// Connects to a `wss://` URL with your own rustls configuration (private
+/// CA, client certificates, other roots). ALPN must not ask for `h2` (the
+/// handshake here is HTTP/1.1; see [`upgrade::connect_h2`](crate::upgrade)
+/// for HTTP/2).
+///
+/// ```no_run
+/// # async fn run(roots: rustls::RootCertStore) -> Result<(), wsproto_tokio::Error> {
+/// use std::sync::Arc;
+/// let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// let tls = rustls::ClientConfig::builder_with_provider(provider)
+///     .with_safe_default_protocol_versions()
+///     .unwrap()
+///     .with_root_certificates(roots)
+///     .with_no_client_auth();
+/// let request = wsproto_tokio::ClientRequest::new("wss://internal.example:8443/feed")?;
+/// let (ws, _) = wsproto_tokio::connect_tls(&request, Default::default(), Arc::new(tls)).await?;
+/// # drop(ws); Ok(())
+/// # }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn connect_tls(
+    request: &ClientRequest,
+    config: Config,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Connected, Error> {
+    if !request.is_tls() {
+        return Err(Error::Unsupported("connect_tls needs a wss:// URL"));
+    }
+    within(config.handshake_timeout, async {
+        let tcp = open_tcp(request).await?;
+        let io = crate::tls::wrap(tcp, request.host(), tls).await?;
+        client_handshake(io, request, config).await
+    })
+    .await
+}
+
+async fn open_tcp(request: &ClientRequest) -> Result<TcpStream, Error> {
     let tcp = TcpStream::connect((request.host(), request.port())).await?;
     tcp.set_nodelay(true)?;
-    client(tcp, request, config).await
+    Ok(tcp)
 }
 
 /// Runs the client handshake over a transport you opened (TCP, TLS, a

@@ -39,12 +39,16 @@
 mod error;
 mod handshake;
 mod stream;
+pub mod tls;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 
 pub use error::Error;
-pub use handshake::{accept, accept_with, client, connect, connect_with};
+#[cfg(feature = "rustls")]
+pub use handshake::connect_tls;
+pub use handshake::{accept, accept_with, client, connect, connect_with, Connected};
 pub use stream::{WebSocketStream, WsReader, WsWriter};
+pub use tls::MaybeTlsStream;
 pub use wsproto_core::handshake::{DeflateConfig, DeflateParams};
 pub use wsproto_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, Config, Event, Message, Reject, Request,

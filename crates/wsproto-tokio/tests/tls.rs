@@ -1,0 +1,184 @@
+//! `wss://` over loopback: a rustls server (any `TlsAcceptor` stream goes
+//! through `accept`) with a certificate generated here, our client with
+//! a `ClientConfig` that trusts it, and the checks that make TLS worth
+//! having: an untrusted certificate and a wrong host name are refused.
+#![cfg(feature = "rustls")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use wsproto_tokio::{ClientRequest, CloseCode, Config, Error, Message};
+
+struct Pki {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+/// A self-signed certificate for `localhost`.
+fn pki() -> Pki {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    Pki {
+        cert: certified.cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()).into(),
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn big() -> Config {
+    Config {
+        max_frame_size: 4 << 20,
+        max_message_size: 4 << 20,
+        ..Config::default()
+    }
+}
+
+/// A wss:// echo server: TLS through tokio-rustls, then `accept`.
+async fn wss_server(pki: &Pki) -> SocketAddr {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return; // the client refused our certificate
+                };
+                let Ok(mut ws) =
+                    wsproto_tokio::accept_with(
+                        tls,
+                        big(),
+                        |_| Ok(wsproto_tokio::Accept::default()),
+                    )
+                    .await
+                else {
+                    return;
+                };
+                while let Some(Ok(message)) = ws.next().await {
+                    if ws.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn trusting(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+#[tokio::test]
+async fn wss_echo_with_a_trusted_certificate() {
+    let pki = pki();
+    let addr = wss_server(&pki).await;
+    let request = ClientRequest::new(&format!("wss://localhost:{}/echo", addr.port())).unwrap();
+    let (mut ws, response) = wsproto_tokio::connect_tls(&request, big(), trusting(&pki.cert))
+        .await
+        .unwrap();
+    #[cfg(feature = "deflate")]
+    assert!(response.permessage_deflate().is_some());
+    let _ = response;
+    for size in [0usize, 1, 125, 126, 65535, 65536, 1 << 20] {
+        let message = Message::binary((0..size).map(|i| (i * 7) as u8).collect::<Vec<u8>>());
+        ws.send(message.clone()).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, message, "{size} bytes");
+    }
+    ws.send(Message::text("über TLS ✓")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().as_text(),
+        Some("über TLS ✓")
+    );
+    ws.close(CloseCode::Normal, "done").await.unwrap();
+    assert!(ws.next().await.is_none());
+    assert_eq!(ws.close_frame().map(|f| f.code), Some(CloseCode::Normal));
+}
+
+fn assert_tls_refused(result: Result<wsproto_tokio::Connected, Error>, what: &str) {
+    match result {
+        Err(Error::Io(e)) => {
+            let text = e.to_string().to_lowercase();
+            assert!(text.contains("certificate"), "{what}: {e}");
+        }
+        Err(other) => panic!("{what}: expected a TLS error, got {other:?}"),
+        Ok(_) => panic!("{what}: connected"),
+    }
+}
+
+#[tokio::test]
+async fn untrusted_certificates_and_wrong_names_are_refused() {
+    let pki = pki();
+    let addr = wss_server(&pki).await;
+    // The default configuration (webpki roots) does not trust a
+    // self-signed certificate.
+    assert_tls_refused(
+        wsproto_tokio::connect(&format!("wss://localhost:{}/", addr.port())).await,
+        "self-signed certificate against the default roots",
+    );
+    // A trusted certificate for another name.
+    let request = ClientRequest::new(&format!("wss://127.0.0.1:{}/", addr.port())).unwrap();
+    assert_tls_refused(
+        wsproto_tokio::connect_tls(&request, big(), trusting(&pki.cert)).await,
+        "certificate for localhost used for 127.0.0.1",
+    );
+    // connect_tls is for wss:// only.
+    let plain = ClientRequest::new(&format!("ws://localhost:{}/", addr.port())).unwrap();
+    assert!(matches!(
+        wsproto_tokio::connect_tls(&plain, big(), trusting(&pki.cert)).await,
+        Err(Error::Unsupported(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_tls_handshake_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _silent = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
+    });
+    let request = ClientRequest::new(&format!("wss://localhost:{}/", addr.port())).unwrap();
+    let config = Config {
+        handshake_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let pki = pki();
+    let started = std::time::Instant::now();
+    let result = wsproto_tokio::connect_tls(&request, config, trusting(&pki.cert)).await;
+    assert!(
+        matches!(result, Err(Error::HandshakeTimeout)),
+        "{:?}",
+        result.err()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
