@@ -175,3 +175,8 @@ impl tokio::io::AsyncWrite for Sink {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/integration.md's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/integration.md")]
+pub struct IntegrationDoctests;

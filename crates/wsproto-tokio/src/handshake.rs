@@ -130,7 +130,7 @@ pub async fn connect(url: &str) -> Result<Connected, Error> {
 /// Connects as described by `request` (URL, subprotocols, headers). TCP
 /// connect, TLS handshake and WebSocket handshake together are bounded by
 /// `config.handshake_timeout`. `wss://` uses
-/// [`tls::default_client_config`](crate::tls::default_client_config), or
+/// `tls::default_client_config()`, or
 /// fails with [`Error::Unsupported`] in a build without the feature
 /// `rustls`.
 pub async fn connect_with(request: &ClientRequest, config: Config) -> Result<Connected, Error> {

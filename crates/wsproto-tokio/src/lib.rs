@@ -6,12 +6,25 @@
 //! runs the core's timers on tokio's clock.
 //!
 //! - Servers: [`accept`] or [`accept_with`] on any `AsyncRead + AsyncWrite`
-//!   (a `TcpStream`, a TLS stream), or [`WebSocketStream::from_upgraded`]
-//!   for IO that hyper or axum already upgraded.
-//! - Clients: [`connect`] a `ws://` URL, or [`client`] over a transport
-//!   you opened yourself.
+//!   (a `TcpStream`, a `tokio_rustls` server stream), or, inside hyper and
+//!   axum, `upgrade::Upgrade` (feature `hyper`/`axum`) for HTTP/1.1 and
+//!   HTTP/2 (RFC 8441) upgrades.
+//! - Clients: [`connect`] a `ws://` or, with the feature `rustls`, `wss://`
+//!   URL; `connect_tls` with your own rustls configuration;
+//!   `upgrade::connect_h2` for WebSockets as streams of one HTTP/2
+//!   connection; [`client`] over a transport you opened yourself.
 //! - A [`WebSocketStream`] is a `Stream<Item = Result<Message, Error>>` and
 //!   a `Sink<Message>`; [`WebSocketStream::split`] gives halves for two tasks.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `deflate` | yes | permessage-deflate (RFC 7692), offered by clients and accepted by servers per `Config::deflate` |
+//! | `hyper` | no | the `upgrade` module: hyper servers over HTTP/1.1 and HTTP/2, `connect_h2` |
+//! | `axum` | no | `upgrade::Upgrade` as an axum extractor |
+//! | `rustls` | no | `wss://` in [`connect`] (webpki roots) and `connect_tls` |
+//! | `rustls-native-roots` | no | `wss://` checked against the operating system's roots |
 //!
 //! # An echo server
 //!

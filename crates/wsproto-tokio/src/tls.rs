@@ -3,7 +3,7 @@
 //!
 //! Certificates are checked against the Mozilla root set compiled in
 //! (`webpki-roots`), or, with the feature `rustls-native-roots`, the
-//! operating system's roots; [`connect_tls`](crate::connect_tls) takes a
+//! operating system's roots; `connect_tls` takes a
 //! `rustls::ClientConfig` of your own (private CA, client certificates,
 //! ALPN). Servers need nothing from this module: `accept` runs over any
 //! `AsyncRead + AsyncWrite`, such as the stream a `tokio_rustls::TlsAcceptor`
