@@ -8,9 +8,9 @@
 
 use std::net::TcpStream;
 
-use wsproto_std::{ClientRequest, Config, WebSocket};
+use wsproto_std::{ClientRequest, Config, MaybeTlsStream, WebSocket};
 
-fn open(url: &str) -> Result<WebSocket<TcpStream>, wsproto_std::Error> {
+fn open(url: &str) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, wsproto_std::Error> {
     let config = Config {
         max_frame_size: 64 << 20,
         max_message_size: 64 << 20,

@@ -17,7 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: client ws://HOST:PORT/PATH")?;
     let (mut ws, _) = wsproto_std::connect(&url)?;
-    ws.get_mut()
+    ws.get_ref()
+        .get_ref()
         .set_read_timeout(Some(Duration::from_millis(50)))?;
     eprintln!("connected to {url}");
 

@@ -37,12 +37,14 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod tls;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
 pub use error::Error;
+pub use tls::MaybeTlsStream;
 pub use wsproto_core::handshake::{DeflateConfig, DeflateParams};
 pub use wsproto_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, Event, Message, Reject,
@@ -346,7 +348,12 @@ fn refuse<S: Write>(mut stream: S, response: &[u8], e: HandshakeError) -> Error 
     Error::Handshake(e)
 }
 
-/// Connects to a `ws://` URL with the default configuration.
+/// What [`connect`] returns: the WebSocket over plain TCP or TLS, and the
+/// server's response.
+pub type Connected = (WebSocket<MaybeTlsStream<TcpStream>>, Response);
+
+/// Connects to a `ws://` or (with the feature `rustls`) `wss://` URL with
+/// the default configuration.
 ///
 /// ```no_run
 /// let (mut ws, _response) = wsproto_std::connect("ws://127.0.0.1:8003/")?;
@@ -354,27 +361,71 @@ fn refuse<S: Write>(mut stream: S, response: &[u8], e: HandshakeError) -> Error 
 /// println!("{:?}", ws.read()?);
 /// # Ok::<(), wsproto_std::Error>(())
 /// ```
-pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response), Error> {
+pub fn connect(url: &str) -> Result<Connected, Error> {
     connect_with(&ClientRequest::new(url)?, Config::default())
 }
 
-/// Connects as described by `request` (URL, subprotocols, headers).
-pub fn connect_with(
-    request: &ClientRequest,
-    config: Config,
-) -> Result<(WebSocket<TcpStream>, Response), Error> {
+/// Connects as described by `request` (URL, subprotocols, headers). Each
+/// read of the TLS and WebSocket handshakes waits at most
+/// `config.handshake_timeout`. `wss://` uses `tls::default_client_config()`,
+/// or fails with [`Error::Unsupported`] in a build without the feature
+/// `rustls`.
+pub fn connect_with(request: &ClientRequest, config: Config) -> Result<Connected, Error> {
     if request.is_tls() {
+        #[cfg(feature = "rustls")]
+        return connect_tls(request, config, tls::default_client_config());
+        #[cfg(not(feature = "rustls"))]
         return Err(Error::Unsupported(
-            "wss:// URLs need TLS support, which this build lacks",
+            "wss:// URLs need TLS: build wsproto-std with the feature rustls",
         ));
     }
+    let tcp = open_tcp(request, &config)?;
+    finish(client(MaybeTlsStream::Plain(tcp), request, config)?)
+}
+
+/// Connects to a `wss://` URL with your own rustls configuration (private
+/// CA, client certificates, other roots).
+///
+/// ```no_run
+/// # fn run(roots: rustls::RootCertStore) -> Result<(), wsproto_std::Error> {
+/// use std::sync::Arc;
+/// let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// let tls = rustls::ClientConfig::builder_with_provider(provider)
+///     .with_safe_default_protocol_versions()
+///     .unwrap()
+///     .with_root_certificates(roots)
+///     .with_no_client_auth();
+/// let request = wsproto_std::ClientRequest::new("wss://internal.example:8443/feed")?;
+/// let (ws, _) = wsproto_std::connect_tls(&request, Default::default(), Arc::new(tls))?;
+/// # drop(ws); Ok(())
+/// # }
+/// ```
+#[cfg(feature = "rustls")]
+pub fn connect_tls(
+    request: &ClientRequest,
+    config: Config,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Connected, Error> {
+    if !request.is_tls() {
+        return Err(Error::Unsupported("connect_tls needs a wss:// URL"));
+    }
+    let tcp = open_tcp(request, &config)?;
+    let io = tls::wrap(tcp, request.host(), tls)?;
+    finish(client(io, request, config)?)
+}
+
+fn open_tcp(request: &ClientRequest, config: &Config) -> Result<TcpStream, Error> {
     let tcp = TcpStream::connect((request.host(), request.port()))?;
     tcp.set_nodelay(true)?;
     // A server that never answers must not hold us forever.
     tcp.set_read_timeout(Some(config.handshake_timeout))?;
-    let (ws, response) = client(tcp, request, config)?;
-    ws.get_ref().set_read_timeout(None)?;
-    Ok((ws, response))
+    Ok(tcp)
+}
+
+/// Lifts the handshake's read timeout once the WebSocket is open.
+fn finish(connected: Connected) -> Result<Connected, Error> {
+    connected.0.get_ref().get_ref().set_read_timeout(None)?;
+    Ok(connected)
 }
 
 /// Runs the client handshake over a transport you opened.
