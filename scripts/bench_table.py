@@ -6,7 +6,10 @@ measured in the same run.
     scripts/bench_table.py PREFIX [BASELINE ...]
 
 PREFIX selects groups (e.g. "mask", "decode", "encode"); each BASELINE
-(default: memcpy) adds a ratio column. Reads target/criterion/*/*/new/.
+(default: memcpy) adds a ratio column: wsproto's rate over that function's.
+The baseline "fastest-peer" is the fastest other library in each group
+(not memcpy or the naive reference), named in the cell. Reads
+target/criterion/*/*/new/.
 """
 import json
 import pathlib
@@ -15,6 +18,7 @@ import sys
 root = pathlib.Path("target/criterion")
 prefix = sys.argv[1] if len(sys.argv) > 1 else ""
 baselines = sys.argv[2:] or ["memcpy"]
+NOT_PEERS = {"memcpy", "naive"}  # baselines, not libraries
 
 
 def size_key(name):
@@ -56,7 +60,14 @@ for name in sorted(groups, key=lambda n: (n.split("/")[1].rsplit("_", 1)[0] if "
     for f in functions:
         row.append(f"{rate(*g[f]):.2f}" if f in g else "–")
     for b in baselines:
-        if "wsproto" in g and b in g:
+        if b == "fastest-peer":
+            peers = {f: v for f, v in g.items() if not f.startswith("wsproto") and f not in NOT_PEERS}
+            if "wsproto" in g and peers:
+                best = min(peers, key=lambda f: peers[f][0])
+                row.append(f"{peers[best][0] / g['wsproto'][0]:.2f}x ({best})")
+            else:
+                row.append("–")
+        elif "wsproto" in g and b in g:
             row.append(f"{g[b][0] / g['wsproto'][0]:.2f}x")
         else:
             row.append("–")

@@ -20,13 +20,13 @@ for bench in mask decode encode; do
   cargo bench -q -p wsproto-benches --bench "$bench" "${args[@]}" > "target/bench-$bench.log" 2>&1
 done
 echo "## mask (GB/s; ratios: wsproto over the column named)"
-scripts/bench_table.py mask memcpy fastwebsockets
+scripts/bench_table.py mask memcpy fastwebsockets fastest-peer
 echo
 echo "## decode (million messages/s)"
-scripts/bench_table.py decode memcpy tungstenite fastwebsockets
+scripts/bench_table.py decode memcpy tungstenite fastwebsockets fastest-peer
 echo
 echo "## encode (million messages/s)"
-scripts/bench_table.py encode memcpy tungstenite fastwebsockets
+scripts/bench_table.py encode memcpy tungstenite fastwebsockets fastest-peer
 echo
 echo "## echo over loopback (tokio, one server thread each)"
 target/release/echo_bench run "${echo_args[@]}" 2> target/echo_bench.log

@@ -1,12 +1,18 @@
 //! Decoding a buffer of many masked client frames into messages, as a server
-//! does: ours, tungstenite and fastwebsockets reading the same bytes from an
-//! in-memory transport, and a memcpy of the input as the bandwidth baseline.
+//! does: ours, tungstenite, fastwebsockets, tokio-websockets and yawc
+//! reading the same bytes from an in-memory transport, and a memcpy of the
+//! input as the bandwidth baseline. Every library validates UTF-8 on text
+//! (yawc has it switched on) and every payload length is summed, so no one
+//! skips work.
 //!
 //! Run: `cargo bench -p wsproto-benches --bench decode`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures_util::StreamExt;
 use std::hint::black_box;
-use wsproto_benches::{frame_count, masked_frames, AsyncSliceStream, SliceStream};
+use wsproto_benches::{
+    ascii_payload, frame_count, masked_frames_of, payload, AsyncSliceStream, SliceStream,
+};
 use wsproto_core::{Config, Connection, Event, OpCode};
 
 /// What a socket read delivers at a time.
@@ -16,14 +22,37 @@ fn decoding(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    for (size, opcode, kind) in [
-        (16usize, OpCode::Binary, "binary"),
-        (1024, OpCode::Binary, "binary"),
-        (64 * 1024, OpCode::Binary, "binary"),
-        (16 * 1024, OpCode::Text, "text"),
-    ] {
+    let cases = [
+        (
+            "binary",
+            16usize,
+            OpCode::Binary,
+            payload(16, OpCode::Binary),
+        ),
+        (
+            "binary",
+            1024,
+            OpCode::Binary,
+            payload(1024, OpCode::Binary),
+        ),
+        (
+            "binary",
+            16384,
+            OpCode::Binary,
+            payload(16384, OpCode::Binary),
+        ),
+        (
+            "binary",
+            65536,
+            OpCode::Binary,
+            payload(65536, OpCode::Binary),
+        ),
+        ("ascii", 16384, OpCode::Text, ascii_payload(16384)),
+        ("text", 16384, OpCode::Text, payload(16384, OpCode::Text)),
+    ];
+    for (kind, size, opcode, body) in cases {
         let count = frame_count(size);
-        let input = masked_frames(count, size, opcode);
+        let input = masked_frames_of(count, opcode, &body);
         let mut group = c.benchmark_group(format!("decode/{kind}_{size}"));
         group.throughput(Throughput::Elements(count as u64));
 
@@ -68,6 +97,41 @@ fn decoding(c: &mut Criterion) {
                     let mut got = 0;
                     for _ in 0..count {
                         got += black_box(ws.read_frame().await.unwrap()).payload.len();
+                    }
+                    assert_eq!(got, count * size);
+                })
+            })
+        });
+
+        group.bench_function(BenchmarkId::from_parameter("tokio-websockets"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let stream = AsyncSliceStream(SliceStream::new(&input));
+                    let mut ws = tokio_websockets::ServerBuilder::new().serve(stream);
+                    let mut got = 0;
+                    for _ in 0..count {
+                        let message = ws.next().await.unwrap().unwrap();
+                        got += black_box(message.into_payload()).len();
+                    }
+                    assert_eq!(got, count * size);
+                })
+            })
+        });
+
+        group.bench_function(BenchmarkId::from_parameter("yawc"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let stream = AsyncSliceStream(SliceStream::new(&input));
+                    let options = yawc::Options::default()
+                        .with_utf8()
+                        .without_compression()
+                        .with_limits(64 << 20, 64 << 20);
+                    let mut ws =
+                        yawc::WebSocket::from_stream(stream, yawc::Role::Server, options).unwrap();
+                    let mut got = 0;
+                    for _ in 0..count {
+                        let frame = ws.next_frame().await.unwrap();
+                        got += black_box(frame.into_parts().2).len();
                     }
                     assert_eq!(got, count * size);
                 })

@@ -1,12 +1,20 @@
 //! Encoding many messages into frames and writing them to an in-memory
-//! sink: ours, tungstenite and fastwebsockets, as a server (unmasked) and as
-//! a client (masked), and a memcpy of the payloads as the baseline.
+//! sink: ours, tungstenite, fastwebsockets, tokio-websockets and yawc, as a
+//! server (unmasked) and as a client (masked), and a memcpy of the payloads
+//! as the baseline. Each library writes every message out (the sink counts
+//! the bytes).
 //!
 //! Run: `cargo bench -p wsproto-benches --bench encode`
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures_util::SinkExt;
 use std::hint::black_box;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use wsproto_benches::{frame_count, payload, Sink};
 use wsproto_core::{ChaChaSource, Config, Connection, Message, OpCode};
 
@@ -91,6 +99,45 @@ fn encoding(c: &mut Criterion) {
                 })
             });
 
+            group.bench_function(BenchmarkId::from_parameter("tokio-websockets"), |b| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        let mut ws = if client {
+                            tokio_websockets::ClientBuilder::new().take_over(Sink::default())
+                        } else {
+                            tokio_websockets::ServerBuilder::new().serve(Sink::default())
+                        };
+                        for _ in 0..count {
+                            let message = tokio_websockets::Message::binary(data.clone());
+                            ws.send(message).await.unwrap();
+                        }
+                        assert!(ws.get_ref().written >= count * size);
+                    })
+                })
+            });
+
+            group.bench_function(BenchmarkId::from_parameter("yawc"), |b| {
+                let role = if client {
+                    yawc::Role::Client
+                } else {
+                    yawc::Role::Server
+                };
+                b.iter(|| {
+                    rt.block_on(async {
+                        // yawc does not hand its transport back: count
+                        // through a shared counter.
+                        let written = Arc::new(AtomicUsize::new(0));
+                        let sink = CountingSink(written.clone());
+                        let options = yawc::Options::default().without_compression();
+                        let mut ws = yawc::WebSocket::from_stream(sink, role, options).unwrap();
+                        for _ in 0..count {
+                            ws.send(yawc::Frame::binary(data.clone())).await.unwrap();
+                        }
+                        assert!(written.load(Ordering::Relaxed) >= count * size);
+                    })
+                })
+            });
+
             let mut copy = vec![0u8; size];
             group.bench_function(BenchmarkId::from_parameter("memcpy"), |b| {
                 b.iter(|| {
@@ -101,6 +148,48 @@ fn encoding(c: &mut Criterion) {
             });
             group.finish();
         }
+    }
+}
+
+/// Discards writes and counts them in a counter the caller keeps.
+struct CountingSink(Arc<AtomicUsize>);
+
+impl tokio::io::AsyncRead for CountingSink {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingSink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.fetch_add(buf.len(), Ordering::Relaxed);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let n = bufs.iter().map(|b| b.len()).sum();
+        self.0.fetch_add(n, Ordering::Relaxed);
+        Poll::Ready(Ok(n))
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

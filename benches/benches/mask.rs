@@ -1,5 +1,7 @@
-//! Masking: ours against fastwebsockets' `unmask`, a naive loop and a memcpy
-//! of the same size, on 1-byte-misaligned buffers.
+//! Masking: ours against the public masking functions of the peers
+//! (fastwebsockets' `unmask`, yawc's `mask::apply_mask`; tungstenite's and
+//! tokio-websockets' are private), a naive loop and a memcpy of the same
+//! size, on 1-byte-misaligned buffers.
 //!
 //! Run: `cargo bench -p wsproto-benches --bench mask`
 
@@ -31,6 +33,9 @@ fn masking(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::from_parameter("fastwebsockets"), |b| {
             b.iter(|| fastwebsockets::unmask(black_box(&mut buf[1..]), key))
+        });
+        group.bench_function(BenchmarkId::from_parameter("yawc"), |b| {
+            b.iter(|| yawc::mask::apply_mask(black_box(&mut buf[1..]), key))
         });
         group.bench_function(BenchmarkId::from_parameter("naive"), |b| {
             b.iter(|| naive(black_box(&mut buf[1..]), key))

@@ -29,13 +29,27 @@ pub fn payload(size: usize, opcode: OpCode) -> Vec<u8> {
     }
 }
 
+/// A text payload of `size` ASCII bytes (UTF-8 validation's fast path).
+pub fn ascii_payload(size: usize) -> Vec<u8> {
+    b"wsproto: hello, world! 0123456789 "
+        .iter()
+        .copied()
+        .cycle()
+        .take(size)
+        .collect()
+}
+
 /// `count` masked client frames of `size` bytes each, as a server receives them.
 pub fn masked_frames(count: usize, size: usize, opcode: OpCode) -> BytesMut {
-    let payload = payload(size, opcode);
+    masked_frames_of(count, opcode, &payload(size, opcode))
+}
+
+/// `count` masked client frames carrying `payload`, each with its own key.
+pub fn masked_frames_of(count: usize, opcode: OpCode, payload: &[u8]) -> BytesMut {
     let mut out = BytesMut::new();
     for i in 0..count {
         let key = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes();
-        encode_frame(&mut out, opcode, true, &payload, Some(key));
+        encode_frame(&mut out, opcode, true, payload, Some(key));
     }
     out
 }

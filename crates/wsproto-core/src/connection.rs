@@ -120,6 +120,19 @@ pub struct Connection {
     close_deadline: Option<Duration>,
 }
 
+/// Drops `buf`'s allocation if it is larger than `keep`. `buf` must be
+/// empty.
+pub(crate) fn release(buf: &mut BytesMut, keep: usize) {
+    // Messages are split off the front of the buffer. Once they are all
+    // dropped, reclaiming takes the whole allocation back, and `capacity`
+    // then shows its real size. While a message is still held, the
+    // allocation is shared and only our unused tail is measured.
+    let _ = buf.try_reclaim(buf.capacity() + 1);
+    if buf.capacity() > keep {
+        *buf = BytesMut::new();
+    }
+}
+
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
@@ -740,6 +753,38 @@ impl Connection {
     #[inline]
     pub fn buffered_out(&self) -> usize {
         self.tx.len()
+    }
+
+    /// Gives back buffer memory that holds no data, beyond `keep` bytes per
+    /// buffer: the receive buffer once every message was taken out of it,
+    /// the reassembly buffer between messages, the send buffer once written.
+    /// Call it when the connection goes idle (a read would block): an idle
+    /// connection then costs little, and a burst of large messages does not
+    /// stay resident after it. Buffers of `keep` bytes or less are kept, so
+    /// that a steady flow of small messages reuses them without allocating.
+    /// Nothing queued or received is lost; zlib's state for
+    /// permessage-deflate is kept (context takeover needs it). Memory that
+    /// messages the application still holds share with the receive buffer
+    /// is theirs; it is freed when they are dropped, unless the buffer's
+    /// unused part was small enough to keep.
+    ///
+    /// ```
+    /// use wsproto_core::{Config, Connection, Event};
+    /// let mut conn = Connection::server(Config::default());
+    /// conn.receive(&[0x82, 0x80, 1, 2, 3, 4]); // an empty binary message
+    /// conn.read_buf().reserve(64 * 1024); // what a large read left behind
+    /// assert!(matches!(conn.poll_event(), Ok(Some(Event::Message(_)))));
+    /// conn.release_memory(4096);
+    /// assert_eq!(conn.read_buf().capacity(), 0);
+    /// ```
+    pub fn release_memory(&mut self, keep: usize) {
+        if self.rx.is_empty() {
+            release(&mut self.rx, keep);
+        }
+        if self.msg_kind.is_none() {
+            release(&mut self.msg_buf, keep);
+        }
+        self.tx.release_memory(keep);
     }
 
     // ----- time ------------------------------------------------------------

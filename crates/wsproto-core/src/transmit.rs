@@ -46,6 +46,16 @@ impl TxQueue {
         self.len() == 0
     }
 
+    /// Drops the buffers' memory beyond `keep` bytes once everything was
+    /// written (see `Connection::release_memory`).
+    pub(crate) fn release_memory(&mut self, keep: usize) {
+        if !self.is_empty() {
+            return;
+        }
+        crate::connection::release(&mut self.copied, keep);
+        self.shared = VecDeque::new();
+    }
+
     /// The copy buffer, for appending frames.
     #[inline]
     pub(crate) fn copy_buf(&mut self) -> &mut BytesMut {

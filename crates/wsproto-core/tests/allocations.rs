@@ -33,11 +33,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// What the tokio adapter keeps while idle.
+const IDLE_KEEP: usize = 4096;
+
 /// Echoes `rounds` copies of `wire` (one masked frame) through a server
-/// connection and returns the allocations made meanwhile.
-fn echo_allocations(conn: &mut Connection, wire: &[u8], rounds: usize) -> usize {
+/// connection and returns the allocations made meanwhile. With `idle`, the
+/// connection goes idle after each echo (`release_memory(IDLE_KEEP)`, as
+/// the tokio adapter does when a read would block).
+fn echo_allocations(conn: &mut Connection, wire: &[u8], rounds: usize, idle: bool) -> usize {
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..rounds {
+        if idle {
+            conn.release_memory(IDLE_KEEP);
+        }
         conn.receive(wire);
         let Some(Event::Message(message)) = conn.poll_event().unwrap() else {
             panic!("expected a message")
@@ -65,13 +73,29 @@ fn echo_in_steady_state_allocates_nothing() {
         let mut wire = bytes::BytesMut::new();
         encode_frame(&mut wire, opcode, true, &payload, Some([1, 2, 3, 4]));
         let mut conn = Connection::server(Config::default());
-        let warm_up = echo_allocations(&mut conn, &wire, 100);
+        let warm_up = echo_allocations(&mut conn, &wire, 100, false);
         assert!(warm_up > 0, "the counter sees the buffers grow");
-        let steady = echo_allocations(&mut conn, &wire, 10_000);
+        let steady = echo_allocations(&mut conn, &wire, 10_000, false);
         assert_eq!(
             steady, 0,
             "{opcode:?} {size}: {steady} allocations in 10,000 echoes"
         );
+        // Idle between messages: buffers up to IDLE_KEEP are kept and
+        // reused; larger ones are given back and allocated again.
+        let idle = echo_allocations(&mut conn, &wire, 1_000, true);
+        if wire.len() <= IDLE_KEEP {
+            assert_eq!(
+                idle, 0,
+                "{opcode:?} {size}: {idle} allocations, idle between echoes"
+            );
+        } else {
+            assert!(
+                idle >= 1_000,
+                "{opcode:?} {size}: large buffers are released when idle"
+            );
+        }
+        conn.release_memory(IDLE_KEEP);
+        assert!(conn.read_buf().capacity() <= IDLE_KEEP);
     }
 
     // A client masks with a fresh key per frame: still nothing allocated.
@@ -81,9 +105,9 @@ fn echo_in_steady_state_allocates_nothing() {
     );
     let mut unmasked = bytes::BytesMut::new();
     encode_frame(&mut unmasked, OpCode::Binary, true, &[7u8; 512], None);
-    echo_allocations(&mut client, &unmasked, 100);
+    echo_allocations(&mut client, &unmasked, 100, false);
     assert_eq!(
-        echo_allocations(&mut client, &unmasked, 10_000),
+        echo_allocations(&mut client, &unmasked, 10_000, true),
         0,
         "client echo"
     );

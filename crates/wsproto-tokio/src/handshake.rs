@@ -234,11 +234,15 @@ where
 }
 
 /// Runs a handshake, giving up with [`Error::HandshakeTimeout`] after `limit`.
-async fn within<T>(
+///
+/// The handshake's state (the parser, the half-built connection, the
+/// timer) is boxed: it lives only until the handshake completes, and
+/// inline it would stay in the caller's future, a task that often lasts as
+/// long as the connection (5.5 KiB per connection in an echo server).
+fn within<'a, T: 'a>(
     limit: std::time::Duration,
-    handshake: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::time::timeout(limit, handshake)
-        .await
-        .unwrap_or(Err(Error::HandshakeTimeout))
+    handshake: impl std::future::Future<Output = Result<T, Error>> + 'a,
+) -> impl std::future::Future<Output = Result<T, Error>> + 'a {
+    let handshake = Box::pin(tokio::time::timeout(limit, handshake));
+    async move { handshake.await.unwrap_or(Err(Error::HandshakeTimeout)) }
 }

@@ -27,8 +27,42 @@ use crate::Error;
 
 /// Bytes to read from the transport per call at least.
 const READ_CHUNK: usize = 16 * 1024;
+/// Buffer memory a connection keeps while idle (see
+/// `Connection::release_memory`): enough for small messages to flow without
+/// allocating, little enough for thousands of idle connections.
+const IDLE_KEEP: usize = 4096;
 /// The sink accepts messages until this many bytes wait to be written.
 const SINK_HIGH_WATER: usize = 128 * 1024;
+
+thread_local! {
+    /// Where idle connections read into: one buffer per thread instead of
+    /// one per connection.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// Reads into the thread's scratch buffer and hands what arrived to `conn`
+/// (one copy of what one read returns, at most `READ_CHUNK` bytes).
+fn poll_read_scratch<S: AsyncRead + Unpin>(
+    io: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    conn: &mut Connection,
+) -> Poll<io::Result<usize>> {
+    SCRATCH.with(|scratch| {
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            // A transport that is itself driven by a WebSocket on this
+            // thread is reading right now: read directly instead.
+            let buf = conn.read_buf();
+            buf.reserve(READ_CHUNK);
+            return tokio_util::io::poll_read_buf(io, cx, buf);
+        };
+        let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+        ready!(io.poll_read(cx, &mut buf))?;
+        let n = buf.filled().len();
+        conn.receive(buf.filled());
+        Poll::Ready(Ok(n))
+    })
+}
 
 struct Inner<S> {
     io: S,
@@ -199,15 +233,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 // Waiting for the transport to take our bytes (registered above).
                 return Poll::Pending;
             }
-            let buf = self.conn.read_buf();
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                buf.reserve(READ_CHUNK);
-            }
-            match ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut self.io),
-                cx,
-                buf
-            )) {
+            let read = if self.conn.read_buf().is_empty() {
+                // Nothing half-received: read into the thread's scratch
+                // buffer, so that a connection waiting for input holds no
+                // receive buffer of its own.
+                poll_read_scratch(Pin::new(&mut self.io), cx, &mut self.conn)
+            } else {
+                let buf = self.conn.read_buf();
+                if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                    buf.reserve(READ_CHUNK);
+                }
+                tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
+            };
+            let Poll::Ready(read) = read else {
+                // Going idle: buffers grown for large messages shrink back.
+                self.conn.release_memory(IDLE_KEEP);
+                return Poll::Pending;
+            };
+            match read {
                 Ok(0) => {
                     self.done = true;
                     // After our close, a peer may just hang up: that ends it.
