@@ -84,8 +84,8 @@ fn num(args: &[String], name: &str, default: usize) -> Res<usize> {
 
 fn server_main(args: &[String]) -> Res<()> {
     let lib = flag(args, "--lib").ok_or("--lib is required")?;
-    if !LIBS.contains(&lib.as_str()) {
-        return Err(format!("--lib must be one of {LIBS:?}").into());
+    if !LIBS.contains(&lib.as_str()) && lib != "floor" {
+        return Err(format!("--lib must be one of {LIBS:?} or floor").into());
     }
     let addr = flag(args, "--addr").unwrap_or_else(|| "127.0.0.1:0".into());
     let deflate = args.iter().any(|a| a == "--deflate");
@@ -102,16 +102,17 @@ fn server_main(args: &[String]) -> Res<()> {
         loop {
             let (tcp, _) = listener.accept().await?;
             tcp.set_nodelay(true)?;
-            let lib = lib.clone();
-            tokio::spawn(async move {
-                let _ = match lib.as_str() {
-                    "wsproto" => echo_wsproto(tcp, deflate).await,
-                    "yawc" => echo_yawc(tcp, deflate).await,
-                    "tokio-tungstenite" => echo_tungstenite(tcp).await,
-                    "fastwebsockets" => echo_fastwebsockets(tcp).await,
-                    _ => echo_tokio_websockets(tcp).await,
-                };
-            });
+            // One spawn per library: a task is as large as its future, and
+            // one future matching over every library would be as large as
+            // the largest of them, for every connection of every library.
+            match lib.as_str() {
+                "wsproto" => drop(tokio::spawn(echo_wsproto(tcp, deflate))),
+                "floor" => drop(tokio::spawn(echo_floor(tcp))),
+                "yawc" => drop(tokio::spawn(echo_yawc(tcp, deflate))),
+                "tokio-tungstenite" => drop(tokio::spawn(echo_tungstenite(tcp))),
+                "fastwebsockets" => drop(tokio::spawn(echo_fastwebsockets(tcp))),
+                _ => drop(tokio::spawn(echo_tokio_websockets(tcp))),
+            }
         }
     })
 }
@@ -128,6 +129,61 @@ async fn echo_wsproto(tcp: TcpStream, deflate: bool) -> Res<()> {
     while let Some(message) = ws.next().await {
         ws.send(message?).await?;
     }
+    Ok(())
+}
+
+/// The floor under every library's idle memory: a task per connection
+/// that answers the handshake from a stack buffer and echoes 16-byte binary
+/// frames with no WebSocket library state at all (`--libs floor --sizes 16`;
+/// only that size).
+async fn echo_floor(mut tcp: TcpStream) -> Res<()> {
+    // The handshake's state lives in a box that is freed before the
+    // connection goes idle.
+    Box::pin(floor_handshake(&mut tcp)).await?;
+    let mut frame = [0u8; 22];
+    loop {
+        tcp.read_exact(&mut frame).await?;
+        if frame[..2] != [0x82, 0x90] {
+            return Err("the floor server echoes 16-byte binary frames only".into());
+        }
+        let mut echo = [0u8; 18];
+        echo[..2].copy_from_slice(&[0x82, 16]);
+        for i in 0..16 {
+            echo[2 + i] = frame[6 + i] ^ frame[2 + i % 4];
+        }
+        tcp.write_all(&echo).await?;
+    }
+}
+
+async fn floor_handshake(tcp: &mut TcpStream) -> Res<()> {
+    // Stack only, no validation: just enough for our own load generator.
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut buf[len..]).await?;
+        if n == 0 || len + n == buf.len() {
+            return Err("no request".into());
+        }
+        len += n;
+    }
+    let head = std::str::from_utf8(&buf[..len])?;
+    let key = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .ok_or("no key")?;
+    let accept = wsproto_core::accept_key(key.trim().as_bytes());
+    let mut response = [0u8; 256];
+    let mut w = &mut response[..];
+    std::io::Write::write_all(
+        &mut w,
+        format_args!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .to_string()
+        .as_bytes(),
+    )?;
+    let n = 256 - w.len();
+    tcp.write_all(&response[..n]).await?;
     Ok(())
 }
 
