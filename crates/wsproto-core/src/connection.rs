@@ -23,6 +23,11 @@ use crate::random::RandomSource;
 use crate::transmit::{Chunks, TxQueue, SHARE_MIN};
 use crate::Status;
 
+/// How many inputs of the current size the receive buffer makes room for
+/// when it has to grow for an input of `LARGE_INPUT` bytes or more.
+const RECEIVE_ROOM: usize = 4;
+const LARGE_INPUT: usize = 16 * 1024;
+
 /// What the peer sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -284,6 +289,18 @@ impl Connection {
     pub fn receive(&mut self, data: &[u8]) {
         if self.reading_done() {
             return;
+        }
+        if self.rx.capacity() - self.rx.len() < data.len() {
+            // For large inputs, room for several: a frame cut by the end of
+            // one input is then moved to the front of the buffer once every
+            // few inputs instead of after each one. `release_memory` gives
+            // the room back when the connection goes idle.
+            let room = if data.len() >= LARGE_INPUT {
+                data.len().saturating_mul(RECEIVE_ROOM)
+            } else {
+                data.len()
+            };
+            self.rx.reserve(room);
         }
         self.rx.extend_from_slice(data);
         self.rx_activity = true;
