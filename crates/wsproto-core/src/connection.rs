@@ -24,9 +24,12 @@ use crate::transmit::{Chunks, TxQueue, SHARE_MIN};
 use crate::Status;
 
 /// How many inputs of the current size the receive buffer makes room for
-/// when it has to grow for an input of `LARGE_INPUT` bytes or more.
+/// when it has to grow for an input of `LARGE_INPUT` bytes or more. Reads of
+/// the adapters' size (16 KiB at most through `receive`) stay below it:
+/// they grow the buffer by what they bring, and an idle connection's
+/// message then needs no more than that.
 const RECEIVE_ROOM: usize = 4;
-const LARGE_INPUT: usize = 16 * 1024;
+const LARGE_INPUT: usize = 32 * 1024;
 
 /// What the peer sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

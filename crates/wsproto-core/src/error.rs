@@ -257,17 +257,32 @@ impl HandshakeError {
         }
     }
 
-    /// The complete HTTP response a server sends for this failure, including
-    /// `Sec-WebSocket-Version: 13` on 426 and `Allow: GET` on 405.
-    pub fn response(&self) -> Vec<u8> {
-        let mut extra: &[(&str, &str)] = &[];
-        if let HandshakeError::UnsupportedVersion = self {
-            extra = &[("Sec-WebSocket-Version", "13")];
-        } else if let HandshakeError::MethodNotAllowed = self {
-            extra = &[("Allow", "GET")];
+    /// The headers RFC 6455 and HTTP ask for beside this failure's status:
+    /// `Sec-WebSocket-Version: 13` with 426, `Allow: GET` with 405.
+    ///
+    /// ```
+    /// use wsproto_core::HandshakeError;
+    /// assert_eq!(HandshakeError::UnsupportedVersion.response_headers(), [("Sec-WebSocket-Version", "13")]);
+    /// assert!(HandshakeError::InvalidKey.response_headers().is_empty());
+    /// ```
+    pub fn response_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+            HandshakeError::MethodNotAllowed => &[("Allow", "GET")],
+            _ => &[],
         }
+    }
+
+    /// The complete HTTP response a server sends for this failure: the
+    /// status, [`response_headers`](Self::response_headers) and the reason
+    /// as the body.
+    pub fn response(&self) -> Vec<u8> {
         let body = alloc::format!("{self}\n");
-        crate::handshake::server::render_response(self.status(), extra, body.as_bytes())
+        crate::handshake::server::render_response(
+            self.status(),
+            self.response_headers(),
+            body.as_bytes(),
+        )
     }
 }
 

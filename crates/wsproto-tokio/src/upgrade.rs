@@ -90,12 +90,7 @@ pub fn is_upgrade_request<B>(req: &http::Request<B>) -> bool {
             .headers()
             .get_all(http::header::UPGRADE)
             .iter()
-            .any(|v| {
-                v.to_str().is_ok_and(|v| {
-                    v.split(',')
-                        .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
-                })
-            }),
+            .any(|v| wsproto_core::handshake::has_token(v.as_bytes(), "websocket")),
     }
 }
 
@@ -119,18 +114,13 @@ impl Upgrade {
     /// Validates an upgrade request hyper parsed, HTTP/1.1 or HTTP/2.
     /// `Err` is the error response to send (400, 405, 426, ...).
     pub fn from_request<B>(req: &mut http::Request<B>) -> Result<Upgrade, HttpResponse> {
-        let protocol = req
-            .extensions()
-            .get::<hyper::ext::Protocol>()
-            .map(|p| p.as_str().to_string());
         let request = validate(
             req.method(),
             req.uri(),
             req.version(),
             req.headers(),
-            protocol.as_deref(),
-        )
-        .map_err(|e| error_response(&e))?;
+            req.extensions(),
+        )?;
         let on_upgrade = hyper::upgrade::on(req);
         Ok(Upgrade {
             request,
@@ -141,18 +131,13 @@ impl Upgrade {
     /// As [`from_request`](Self::from_request), from the parts of a request
     /// (what an axum extractor sees).
     pub fn from_parts(parts: &mut http::request::Parts) -> Result<Upgrade, HttpResponse> {
-        let protocol = parts
-            .extensions
-            .get::<hyper::ext::Protocol>()
-            .map(|p| p.as_str().to_string());
         let request = validate(
             &parts.method,
             &parts.uri,
             parts.version,
             &parts.headers,
-            protocol.as_deref(),
-        )
-        .map_err(|e| error_response(&e))?;
+            &parts.extensions,
+        )?;
         let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
             return Err(plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -272,13 +257,27 @@ impl Upgrade {
     }
 }
 
+/// The core's validation of a request's parts, or the error response.
 fn validate(
     method: &Method,
     uri: &http::Uri,
     version: Version,
     headers: &http::HeaderMap,
-    protocol: Option<&str>,
+    extensions: &http::Extensions,
+) -> Result<Request, HttpResponse> {
+    validate_parts(method, uri, version, headers, extensions).map_err(|e| error_response(&e))
+}
+
+fn validate_parts(
+    method: &Method,
+    uri: &http::Uri,
+    version: Version,
+    headers: &http::HeaderMap,
+    extensions: &http::Extensions,
 ) -> Result<Request, HandshakeError> {
+    let protocol = extensions
+        .get::<hyper::ext::Protocol>()
+        .map(hyper::ext::Protocol::as_str);
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut fields: Vec<(String, Vec<u8>)> = headers
         .iter()
@@ -298,22 +297,24 @@ fn validate(
     }
 }
 
-/// The HTTP response for a failed handshake: its status, the headers RFC
-/// 6455 asks for (`Sec-WebSocket-Version: 13` with 426, `Allow` with 405) and
-/// the reason as the body.
+/// The HTTP response for a failed handshake: its status, the headers the
+/// core names for it (`HandshakeError::response_headers`) and the reason as
+/// the body. `Allow` names both methods this module upgrades: `GET` over
+/// HTTP/1.1 and `CONNECT` over HTTP/2.
 pub fn error_response(e: &HandshakeError) -> HttpResponse {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = plain(status, format!("{e}\n"));
-    if status == StatusCode::UPGRADE_REQUIRED {
-        response
-            .headers_mut()
-            .insert("sec-websocket-version", HeaderValue::from_static("13"));
-    }
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        response.headers_mut().insert(
-            http::header::ALLOW,
-            HeaderValue::from_static("GET, CONNECT"),
-        );
+    for &(name, value) in e.response_headers() {
+        let value = if name.eq_ignore_ascii_case("Allow") {
+            "GET, CONNECT"
+        } else {
+            value
+        };
+        if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
     }
     response
 }

@@ -11,7 +11,7 @@ pub use client::{ClientHandshake, ClientRequest, Response};
 pub use deflate::{
     DeflateAgreement, DeflateConfig, DeflateParams, DeflateResponseError, PERMESSAGE_DEFLATE,
 };
-pub use negotiate::{parse_extensions, Extension};
+pub use negotiate::{has_token, parse_extensions, Extension};
 pub use server::{render_response, Accept, HttpVersion, Reject, Request, ServerHandshake};
 
 use alloc::string::String;

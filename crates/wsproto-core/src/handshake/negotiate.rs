@@ -22,8 +22,15 @@ pub(crate) fn split_list(value: &str) -> impl Iterator<Item = &str> {
         .filter(|item| !item.is_empty())
 }
 
-/// Whether a comma-separated header value contains `token`, ignoring case.
-pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
+/// Whether a comma-separated header value (such as `Connection` or
+/// `Upgrade`) contains `token`, ignoring case.
+///
+/// ```
+/// use wsproto_core::handshake::has_token;
+/// assert!(has_token(b"keep-alive, Upgrade", "upgrade"));
+/// assert!(!has_token(b"h2c", "websocket"));
+/// ```
+pub fn has_token(value: &[u8], token: &str) -> bool {
     core::str::from_utf8(value)
         .map(|v| split_list(v).any(|item| item.eq_ignore_ascii_case(token)))
         .unwrap_or(false)
