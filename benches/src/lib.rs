@@ -194,3 +194,8 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/integration.md")]
 pub struct IntegrationDoctests;
+
+/// docs/production.md's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/production.md")]
+pub struct ProductionDoctests;

@@ -27,8 +27,8 @@ fuzz_target!(|data: &[u8]| {
         max_fragments: 8,
         max_write_buffer: MAX_WRITE,
         max_send_frame_size: if first & 2 != 0 { Some(usize::from(first >> 2) + 1) } else { None },
-        keepalive_interval: Some(Duration::from_secs(1)),
-        keepalive_timeout: Duration::from_secs(1),
+        ping_interval: Some(Duration::from_secs(1)),
+        ping_timeout: Duration::from_secs(1),
         close_timeout: Duration::from_secs(2),
         ..Config::default()
     };

@@ -18,7 +18,13 @@
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9527").await?;
-//! wsproto_chat::serve(listener, wsproto_chat::Limits::default()).await
+//! // Until Ctrl-C, then every WebSocket is closed with 1001.
+//! let stop = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! let report = wsproto_chat::serve_until(listener, wsproto_chat::Limits::default(), stop).await?;
+//! println!("{} connections closed, {} abandoned", report.closed, report.abandoned);
+//! # Ok(())
 //! # }
 //! ```
 #![deny(missing_docs)]
@@ -43,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use wsproto_core::handshake::DeflateConfig;
 use wsproto_core::{Accept, Request};
 use wsproto_tokio::upgrade::{Upgrade, UpgradedStream};
-use wsproto_tokio::{CloseCode, Config, Message, WsReader, WsWriter};
+use wsproto_tokio::{CloseCode, Config, Message, Shutdown, ShutdownReport, WsReader, WsWriter};
 
 use protocol::{percent_decode, validate_name, PrivateMessage, ServerEvent};
 use room::{Delivery, Member, Outgoing, Room, QUEUE_LEN};
@@ -71,6 +77,9 @@ pub struct Limits {
     /// [`QUEUE_LEN`] messages is full before that reader is
     /// disconnected with 1008 (see [`room`]).
     pub slow_reader_grace: Duration,
+    /// On shutdown, how long the close handshakes (1001, going away) of the
+    /// open WebSockets may take before the server exits anyway.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -81,6 +90,7 @@ impl Default for Limits {
             keepalive: Duration::from_secs(30),
             deflate: Some(DeflateConfig::default()),
             slow_reader_grace: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -89,19 +99,38 @@ struct Server {
     limits: Limits,
     group: Room,
     private: Room,
+    shutdown: Shutdown,
 }
 
 type Body = Full<Bytes>;
 
 /// Serves HTTP and WebSockets on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, limits: Limits) -> std::io::Result<()> {
+    serve_until(listener, limits, std::future::pending())
+        .await
+        .map(drop)
+}
+
+/// Serves HTTP and WebSockets on `listener` until `stop` completes, then
+/// stops accepting, closes every WebSocket with 1001 (going away) and
+/// waits up to [`Limits::shutdown_grace`] for the close handshakes.
+pub async fn serve_until(
+    listener: TcpListener,
+    limits: Limits,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<ShutdownReport> {
     let server = Arc::new(Server {
         group: Room::new(limits.slow_reader_grace),
         private: Room::new(limits.slow_reader_grace),
         limits,
+        shutdown: Shutdown::new(),
     });
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let (tcp, _) = listener.accept().await?;
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut stop => break,
+        };
         let _ = tcp.set_nodelay(true);
         let server = server.clone();
         tokio::spawn(async move {
@@ -115,6 +144,15 @@ pub async fn serve(listener: TcpListener, limits: Limits) -> std::io::Result<()>
                 .await;
         });
     }
+    drop(listener);
+    Ok(server
+        .shutdown
+        .close_all(
+            CloseCode::Away,
+            "server shutting down",
+            server.limits.shutdown_grace,
+        )
+        .await)
 }
 
 fn route(server: Arc<Server>, req: HttpRequest<Incoming>) -> HttpResponse<Body> {
@@ -179,11 +217,12 @@ fn upgrade(
     let config = Config {
         max_message_size: limit,
         max_frame_size: limit,
-        keepalive_interval: Some(server.limits.keepalive),
+        ping_interval: Some(server.limits.keepalive),
         deflate: server.limits.deflate,
         ..Config::default()
     };
     upgrade.on_upgrade(Accept::default(), config, move |ws| async move {
+        server.shutdown.track(&ws);
         match route {
             Route::Echo => echo(ws).await,
             Route::Group => group_chat(server, ws, &request).await,

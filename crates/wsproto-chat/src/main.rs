@@ -1,7 +1,9 @@
 //! `cargo run --release -p wsproto-chat [-- --addr HOST:PORT]`
 //!
 //! Serves the echo, group chat and private chat pages on
-//! http://127.0.0.1:9527 (or `--addr`).
+//! http://127.0.0.1:9527 (or `--addr`). On Ctrl-C or SIGTERM it stops
+//! accepting, closes every WebSocket with 1001 (going away) and exits once
+//! the close handshakes are over (5 s at most).
 
 use tokio::net::TcpListener;
 
@@ -25,9 +27,33 @@ async fn main() -> std::io::Result<()> {
     }
     let listener = TcpListener::bind(&addr).await?;
     println!("wsproto chat on http://{}", listener.local_addr()?);
-    tokio::select! {
-        result = wsproto_chat::serve(listener, wsproto_chat::Limits::default()) => result,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+    let report =
+        wsproto_chat::serve_until(listener, wsproto_chat::Limits::default(), terminated()).await?;
+    println!(
+        "shut down: {} WebSockets closed with 1001, {} did not answer in time",
+        report.closed, report.abandoned
+    );
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what service managers and `docker stop` send).
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -37,16 +37,29 @@ pub struct Config {
     /// [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) and incoming
     /// frames are left unparsed so that automatic pongs cannot grow the buffer.
     pub max_write_buffer: usize,
+    /// Backpressure threshold of the outgoing buffer, in bytes. Default
+    /// 64 KiB. The adapters stop taking new messages while more than this
+    /// waits to be written (tokio's `Sink::poll_ready` is pending, a
+    /// blocking std socket blocks, a non-blocking one returns
+    /// `WouldBlock`) so that a peer that stops reading costs at most this
+    /// plus one message. The core itself only reports it, through
+    /// [`Connection::send_ready`](crate::Connection::send_ready);
+    /// `max_write_buffer` is the hard limit behind it.
+    pub write_high_water: usize,
     /// When set, outgoing messages are split into frames of at most this many
     /// payload bytes. Default `None`: one frame per message.
     pub max_send_frame_size: Option<usize>,
     /// Answer pings with pongs automatically. Default `true`.
     pub auto_pong: bool,
-    /// Send a ping after this long without receiving anything. Default `None`.
-    pub keepalive_interval: Option<Duration>,
-    /// With keepalive on: fail the connection when nothing at all arrives
-    /// within this long after a keepalive ping. Default 30 s.
-    pub keepalive_timeout: Duration,
+    /// Send a ping after this long without receiving anything. Default
+    /// `None` (no keepalive). Servers behind proxies and load balancers
+    /// with idle timeouts want it shorter than those timeouts.
+    pub ping_interval: Option<Duration>,
+    /// With `ping_interval` set: fail the connection with
+    /// [`Error::KeepaliveTimeout`](crate::Error::KeepaliveTimeout) (close
+    /// code 1006, nothing more is sent) when nothing at all arrives within
+    /// this long after a keepalive ping. Default 30 s.
+    pub ping_timeout: Duration,
     /// How long to wait for the peer's close frame after sending ours before
     /// giving up. Default 5 s.
     pub close_timeout: Duration,
@@ -73,10 +86,11 @@ impl Default for Config {
             max_message_size: 64 << 20,
             max_fragments: 65_536,
             max_write_buffer: 16 << 20,
+            write_high_water: 64 * 1024,
             max_send_frame_size: None,
             auto_pong: true,
-            keepalive_interval: None,
-            keepalive_timeout: Duration::from_secs(30),
+            ping_interval: None,
+            ping_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             #[cfg(feature = "deflate")]

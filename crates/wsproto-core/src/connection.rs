@@ -306,7 +306,9 @@ impl Connection {
             self.rx.reserve(room);
         }
         self.rx.extend_from_slice(data);
-        self.rx_activity = true;
+        // Only bytes are a sign of life (adapters hand over an empty
+        // leftover after an upgrade).
+        self.rx_activity |= !data.is_empty();
     }
 
     /// The receive buffer, for adapters that read the transport straight into
@@ -775,6 +777,29 @@ impl Connection {
         self.tx.len()
     }
 
+    /// Whether the application should hand over another message: true
+    /// while at most `Config::write_high_water` bytes wait to be written.
+    /// Adapters wait (or report `WouldBlock`) while it is false, which is
+    /// how a peer that stops reading stops the sender instead of growing
+    /// the buffer; [`send`](Self::send) itself only refuses beyond the hard
+    /// limit `Config::max_write_buffer`.
+    ///
+    /// ```
+    /// use wsproto_core::{Config, Connection};
+    /// let config = Config { write_high_water: 1024, ..Config::default() };
+    /// let mut conn = Connection::server(config);
+    /// conn.send_binary(&[0; 1000]).unwrap();
+    /// assert!(conn.send_ready()); // 1004 bytes queued
+    /// conn.send_binary(&[0; 100]).unwrap();
+    /// assert!(!conn.send_ready()); // 1106 bytes: wait for the socket
+    /// conn.advance(conn.buffered_out());
+    /// assert!(conn.send_ready());
+    /// ```
+    #[inline]
+    pub fn send_ready(&self) -> bool {
+        self.tx.len() <= self.config.write_high_water
+    }
+
     /// Gives back buffer memory that holds no data, beyond `keep` bytes per
     /// buffer: the receive buffer once every message was taken out of it,
     /// the reassembly buffer between messages, the send buffer once written.
@@ -824,7 +849,7 @@ impl Connection {
         } else {
             None
         };
-        let keepalive = if self.config.keepalive_interval.is_some() && !self.close_sent {
+        let keepalive = if self.config.ping_interval.is_some() && !self.close_sent {
             Some(self.keepalive_deadline.unwrap_or(Duration::ZERO))
         } else {
             None
@@ -836,7 +861,7 @@ impl Connection {
     }
 
     /// Runs the timers at time `now` (the caller's monotonic clock): sends a
-    /// keepalive ping after `keepalive_interval` of silence, fails the
+    /// keepalive ping after `ping_interval` of silence, fails the
     /// connection with [`Error::KeepaliveTimeout`] when even that got no
     /// answer, and ends a close handshake the peer never answered.
     pub fn handle_timeout(&mut self, now: Duration) {
@@ -853,7 +878,7 @@ impl Connection {
                 Some(_) => {}
             }
         }
-        let Some(interval) = self.config.keepalive_interval else {
+        let Some(interval) = self.config.ping_interval else {
             return;
         };
         if self.close_sent {
@@ -872,7 +897,7 @@ impl Connection {
                 } else {
                     self.queue_control(OpCode::Ping, b"");
                     self.ping_outstanding = true;
-                    self.keepalive_deadline = Some(now + self.config.keepalive_timeout);
+                    self.keepalive_deadline = Some(now + self.config.ping_timeout);
                 }
             }
             Some(_) => {}

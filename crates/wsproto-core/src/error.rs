@@ -137,7 +137,7 @@ pub enum Error {
     /// The peer broke the protocol; a close frame with the matching code is
     /// queued and the connection is closing.
     Protocol(ProtocolError),
-    /// Keepalive is on and nothing arrived within `keepalive_timeout` of a
+    /// Keepalive is on and nothing arrived within `ping_timeout` of a
     /// ping: the peer is gone. No close frame is sent; drop the transport.
     KeepaliveTimeout,
     /// The connection is closing or closed: nothing more may be sent.
@@ -242,6 +242,22 @@ pub enum HandshakeError {
     /// Client: the server accepted permessage-deflate with parameters our
     /// offer does not allow.
     InvalidDeflateResponse(crate::handshake::DeflateResponseError),
+    /// Client: a proxy URL (given, or from the environment) that cannot be
+    /// used: not `http://host:port`, or with credentials that do not decode.
+    InvalidProxyUrl(&'static str),
+    /// Client: the proxy answered CONNECT with 407 Proxy Authentication
+    /// Required.
+    ProxyAuthRequired {
+        /// Whether we sent credentials (then the proxy refused them).
+        credentials_sent: bool,
+    },
+    /// Client: the proxy answered CONNECT with this status instead of a
+    /// 2xx (a 502 when it cannot reach the server, a 403 when its rules
+    /// forbid the target).
+    ProxyRefused(u16),
+    /// Client: the proxy's answer to CONNECT is not an HTTP response, is
+    /// larger than 8 KiB, or never came.
+    ProxyResponse(&'static str),
 }
 
 impl HandshakeError {
@@ -315,6 +331,22 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::InvalidDeflateResponse(e) => {
                 write!(f, "server's permessage-deflate response refused: {e}")
+            }
+            HandshakeError::InvalidProxyUrl(what) => write!(f, "invalid proxy URL: {what}"),
+            HandshakeError::ProxyAuthRequired {
+                credentials_sent: false,
+            } => f.write_str(
+                "the proxy requires authentication (407): \
+                 give credentials as http://user:password@host:port",
+            ),
+            HandshakeError::ProxyAuthRequired {
+                credentials_sent: true,
+            } => f.write_str("the proxy refused our credentials (407)"),
+            HandshakeError::ProxyRefused(status) => {
+                write!(f, "the proxy refused the tunnel with status {status}")
+            }
+            HandshakeError::ProxyResponse(what) => {
+                write!(f, "invalid answer from the proxy: {what}")
             }
         }
     }

@@ -102,8 +102,8 @@ pub use connection::{Connection, Event, State};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use frame::{apply_mask, FrameHeader, OpCode, Role};
 pub use handshake::{
-    accept_key, render_response, Accept, ClientHandshake, ClientRequest, HttpVersion, Reject,
-    Request, Response, ServerHandshake,
+    accept_key, render_response, Accept, ClientHandshake, ClientRequest, HttpVersion, Proxy,
+    ProxyHandshake, Reject, Request, Response, ServerHandshake,
 };
 pub use message::{InvalidUtf8, Message, Utf8Bytes, Utf8Validator};
 pub use random::{ChaChaSource, RandomSource};

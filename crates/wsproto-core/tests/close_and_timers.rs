@@ -201,8 +201,8 @@ fn close_timeout_is_configurable_and_cancelled_by_the_reply() {
 
 fn keepalive_server() -> wsproto_core::Connection {
     server_with(Config {
-        keepalive_interval: Some(10 * S),
-        keepalive_timeout: 5 * S,
+        ping_interval: Some(10 * S),
+        ping_timeout: 5 * S,
         ..Config::default()
     })
 }

@@ -58,7 +58,7 @@ fn next_event(tcp: &mut TcpStream, conn: &mut Connection) -> Option<Event> {
 #[test]
 fn mio_loop_echoes_pings_and_closes() {
     let config = Config {
-        keepalive_interval: Some(Duration::from_millis(200)),
+        ping_interval: Some(Duration::from_millis(200)),
         ..Config::default()
     };
     let (addr, stop) = mio_echo::spawn(config).unwrap();

@@ -13,7 +13,11 @@
 //!
 //! Non-blocking sockets work after the handshake: a `WouldBlock` comes back
 //! as [`Error::Io`] and loses nothing. Bytes already read stay in the core;
-//! a message whose write would block stays queued until [`WebSocket::flush`].
+//! a message whose write would block stays queued until the next send,
+//! read or [`WebSocket::flush`]; and while more than
+//! `Config::write_high_water` bytes are queued, [`WebSocket::send`] returns
+//! `WouldBlock` without taking the message (a blocking socket blocks
+//! instead), so a peer that stops reading cannot grow the buffer.
 //!
 //! # An echo server, a thread per connection
 //!
@@ -47,10 +51,10 @@ pub use error::Error;
 pub use tls::MaybeTlsStream;
 pub use wsproto_core::handshake::{DeflateConfig, DeflateParams};
 pub use wsproto_core::{
-    Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, Event, Message, Reject,
-    Request, Response, State,
+    Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, Event, Message, Proxy,
+    Reject, Request, Response, State,
 };
-use wsproto_core::{ClientHandshake, HandshakeError, ServerHandshake, Status};
+use wsproto_core::{ClientHandshake, HandshakeError, ProxyHandshake, ServerHandshake, Status};
 
 /// Bytes read from the transport per call.
 const READ_CHUNK: usize = 16 * 1024;
@@ -188,23 +192,63 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
-    /// Queues a message and flushes it. On a non-blocking socket a
-    /// `WouldBlock` leaves the rest queued: call [`flush`](Self::flush) later.
+    /// Queues a message and writes it out.
+    ///
+    /// Backpressure: while more than `Config::write_high_water` bytes
+    /// (64 KiB by default) wait to be written, `send` first writes. On a
+    /// blocking socket it blocks until the peer has taken enough; on a
+    /// non-blocking one it returns a `WouldBlock` [`Error::Io`] and does
+    /// **not** take the message: retry once the socket is writable (a
+    /// [`Message`] is reference-counted, so keeping a clone to retry with
+    /// costs nothing). Once taken, a message is never lost: if writing it
+    /// would block, `send` returns `Ok` and the rest goes out with the next
+    /// `send`, [`flush`](Self::flush) or [`read`](Self::read). Memory for a
+    /// peer that stops reading therefore stays under the high-water mark
+    /// plus one message.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.make_room()?;
         self.conn.send(message)?;
-        self.flush()
+        self.write_queued()
     }
 
-    /// Sends a text message.
+    /// Sends a text message, with the backpressure of [`send`](Self::send).
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.make_room()?;
         self.conn.send_text(text)?;
-        self.flush()
+        self.write_queued()
     }
 
-    /// Sends a binary message.
+    /// Sends a binary message, with the backpressure of [`send`](Self::send).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.make_room()?;
         self.conn.send_binary(data)?;
-        self.flush()
+        self.write_queued()
+    }
+
+    /// How many bytes are queued and not yet written to the transport.
+    pub fn buffered_out(&self) -> usize {
+        self.conn.buffered_out()
+    }
+
+    /// Writes until the outgoing buffer is at or below the high-water mark;
+    /// `WouldBlock` if a non-blocking socket cannot take that much now.
+    fn make_room(&mut self) -> Result<(), Error> {
+        if self.conn.send_ready() {
+            return Ok(());
+        }
+        match self.flush() {
+            Err(e) if e.is_would_block() && self.conn.send_ready() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Writes what was just queued; on a non-blocking socket the rest
+    /// stays queued (the message was taken, so this is not an error).
+    fn write_queued(&mut self) -> Result<(), Error> {
+        match self.flush() {
+            Err(e) if e.is_would_block() => Ok(()),
+            other => other,
+        }
     }
 
     /// Sends a ping with up to 125 bytes of payload; the pong arrives as
@@ -353,7 +397,9 @@ fn refuse<S: Write>(mut stream: S, response: &[u8], e: HandshakeError) -> Error 
 pub type Connected = (WebSocket<MaybeTlsStream<TcpStream>>, Response);
 
 /// Connects to a `ws://` or (with the feature `rustls`) `wss://` URL with
-/// the default configuration.
+/// the default configuration, through the HTTP proxy the environment names
+/// if any (`https_proxy`, `http_proxy`, `all_proxy`, `no_proxy`: see
+/// [`Proxy::from_env_with`]).
 ///
 /// ```no_run
 /// let (mut ws, _response) = wsproto_std::connect("ws://127.0.0.1:8003/")?;
@@ -365,9 +411,12 @@ pub fn connect(url: &str) -> Result<Connected, Error> {
     connect_with(&ClientRequest::new(url)?, Config::default())
 }
 
-/// Connects as described by `request` (URL, subprotocols, headers). Each
-/// read of the TLS and WebSocket handshakes waits at most
-/// `config.handshake_timeout`. `wss://` uses `tls::default_client_config()`,
+/// Connects as described by `request` (URL, subprotocols, headers, proxy).
+/// Each read of the proxy CONNECT, TLS and WebSocket handshakes waits at
+/// most `config.handshake_timeout`. Through a proxy, TLS runs inside the
+/// tunnel and checks the server's name, not the proxy's; a proxy's refusal
+/// is an [`Error::Handshake`] with [`HandshakeError::ProxyRefused`] or
+/// [`HandshakeError::ProxyAuthRequired`]. `wss://` uses `tls::default_client_config()`,
 /// or fails with [`Error::Unsupported`] in a build without the feature
 /// `rustls`.
 pub fn connect_with(request: &ClientRequest, config: Config) -> Result<Connected, Error> {
@@ -414,12 +463,59 @@ pub fn connect_tls(
     finish(client(io, request, config)?)
 }
 
+/// Opens the TCP connection to the server: directly, or to the proxy
+/// `request` resolves to and through a CONNECT tunnel.
 fn open_tcp(request: &ClientRequest, config: &Config) -> Result<TcpStream, Error> {
-    let tcp = TcpStream::connect((request.host(), request.port()))?;
+    let proxy = request.resolve_proxy()?;
+    let tcp = match &proxy {
+        None => TcpStream::connect((request.host(), request.port()))?,
+        Some(proxy) => TcpStream::connect((proxy.host(), proxy.port())).map_err(|e| {
+            // Name the proxy: a refused connection to it must not read as
+            // the server being down.
+            io::Error::new(
+                e.kind(),
+                format!("proxy {}:{}: {e}", proxy.host(), proxy.port()),
+            )
+        })?,
+    };
     tcp.set_nodelay(true)?;
     // A server that never answers must not hold us forever.
     tcp.set_read_timeout(Some(config.handshake_timeout))?;
+    if let Some(proxy) = proxy {
+        tunnel(&tcp, &proxy, request)?;
+    }
     Ok(tcp)
+}
+
+/// Asks the proxy on `tcp` for a tunnel to the server. The answer is
+/// peeked and only its own bytes read, so whatever the server sends first
+/// stays in the socket for the TLS or WebSocket handshake.
+fn tunnel(mut tcp: &TcpStream, proxy: &Proxy, request: &ClientRequest) -> Result<(), Error> {
+    let mut hs = ProxyHandshake::new(proxy, request.host(), request.port())?;
+    tcp.write_all(hs.request_bytes())?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match tcp.peek(&mut buf) {
+            Ok(0) => {
+                return Err(Error::Handshake(HandshakeError::ProxyResponse(
+                    "the proxy closed the connection before answering",
+                )))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let status = hs.receive(&buf[..n])?;
+        // Until the head is complete every byte is the proxy's.
+        let used = match status {
+            Status::Partial => n,
+            Status::Complete(used) => used,
+        };
+        tcp.read_exact(&mut buf[..used])?;
+        if let Status::Complete(_) = status {
+            return Ok(());
+        }
+    }
 }
 
 /// Lifts the handshake's read timeout once the WebSocket is open.

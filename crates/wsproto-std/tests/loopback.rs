@@ -240,7 +240,7 @@ fn non_blocking_reads_lose_nothing() {
 }
 
 #[test]
-fn non_blocking_sends_stay_queued_until_flushed() {
+fn non_blocking_sends_apply_backpressure_and_lose_nothing() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let reader = thread::spawn(move || {
@@ -258,39 +258,83 @@ fn non_blocking_sends_stay_queued_until_flushed() {
     let mut ws = wsproto_std::accept(listener.accept().unwrap().0).unwrap();
     ws.get_mut().set_nonblocking(true).unwrap();
     let chunk = vec![0x42u8; 1 << 20];
-    let flush_all = |ws: &mut wsproto_std::WebSocket<TcpStream>| loop {
+    let (mut would_block, mut sent, mut most_buffered) = (0, 0, 0);
+    while sent < 64 {
+        match ws.send_binary(&chunk) {
+            // Taken: it goes out with later sends or flushes.
+            Ok(()) => sent += 1,
+            // Above the high-water mark: not taken; retry once writable.
+            Err(e) if e.is_would_block() => {
+                would_block += 1;
+                thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("{e}"),
+        }
+        most_buffered = most_buffered.max(ws.buffered_out());
+    }
+    assert!(would_block > 0, "64 MiB should fill the socket buffers");
+    // Never more than the high-water mark (64 KiB) plus one message.
+    assert!(
+        most_buffered <= (64 << 10) + (1 << 20) + 14,
+        "{most_buffered} bytes buffered"
+    );
+    loop {
         match ws.flush() {
             Ok(()) => break,
             Err(e) if e.is_would_block() => thread::sleep(Duration::from_millis(5)),
             Err(e) => panic!("{e}"),
         }
-    };
-    let (mut would_block, mut buffer_full) = (0, 0);
-    let mut sent = 0;
-    while sent < 64 {
-        match ws.send_binary(&chunk) {
-            Ok(()) => sent += 1,
-            // Queued: the message is not lost, the rest goes out on flush.
-            Err(e) if e.is_would_block() => {
-                would_block += 1;
-                sent += 1;
-            }
-            // Above the high-water mark: not queued, flush and retry.
-            Err(Error::Protocol(wsproto_core::Error::WriteBufferFull { .. })) => {
-                buffer_full += 1;
-                flush_all(&mut ws);
-            }
-            Err(e) => panic!("{e}"),
-        }
     }
-    assert!(would_block > 0, "64 MiB should fill the socket buffers");
-    assert!(buffer_full > 0, "and the 16 MiB write buffer");
-    flush_all(&mut ws);
     assert_eq!(
         reader.join().unwrap(),
         64 << 20,
         "every queued byte arrived"
     );
+}
+
+#[test]
+fn a_blocking_send_waits_for_a_peer_that_stops_reading() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let peer = thread::spawn(move || {
+        let (tcp, _conn) = raw_client(addr, &[]);
+        // Never reads; keeps the socket open until told.
+        stop_rx.recv().unwrap();
+        drop(tcp);
+    });
+    let ws = wsproto_std::accept(listener.accept().unwrap().0).unwrap();
+    let (progress_tx, progress_rx) = mpsc::channel::<(usize, usize)>();
+    let sender = thread::spawn(move || {
+        let mut ws = ws;
+        let chunk = vec![7u8; 1 << 20];
+        // 1 GiB worth of messages; the peer takes none of it.
+        for i in 0..1024 {
+            if ws.send_binary(&chunk).is_err() {
+                return;
+            }
+            let _ = progress_tx.send((i + 1, ws.buffered_out()));
+        }
+    });
+    // Sending stalls once the high-water mark and the socket buffers are
+    // full: no progress for a whole second.
+    let mut last = (0, 0);
+    loop {
+        match progress_rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(p) => last = p,
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(e) => panic!("sender ended: {e}"),
+        }
+    }
+    let (sent, buffered) = last;
+    assert!(sent < 64, "{sent} MiB taken by a peer that reads nothing");
+    assert!(
+        buffered <= (64 << 10) + (1 << 20) + 14,
+        "{buffered} buffered"
+    );
+    stop_tx.send(()).unwrap();
+    peer.join().unwrap();
+    sender.join().unwrap();
 }
 
 #[test]
@@ -343,13 +387,13 @@ fn accept_with_sees_the_request_and_picks_a_subprotocol() {
 }
 
 #[test]
-fn keepalive_timeout_with_a_read_timeout() {
+fn ping_timeout_with_a_read_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let config = Config {
-            keepalive_interval: Some(Duration::from_millis(100)),
-            keepalive_timeout: Duration::from_millis(200),
+            ping_interval: Some(Duration::from_millis(100)),
+            ping_timeout: Duration::from_millis(200),
             ..Config::default()
         };
         let tcp = listener.accept().unwrap().0;
@@ -372,4 +416,35 @@ fn keepalive_timeout_with_a_read_timeout() {
         ),
         "{end:?}"
     );
+}
+
+#[test]
+fn close_refuses_codes_and_reasons_that_cannot_be_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        let (mut tcp, mut conn) = raw_client(addr, &[]);
+        next_event(&mut tcp, &mut conn)
+    });
+    let mut ws = wsproto_std::accept(listener.accept().unwrap().0).unwrap();
+    for code in [1005u16, 1006, 1015, 999, 1004, 2999, 5000, 0] {
+        match ws.close(CloseCode::from(code), "") {
+            Err(Error::Protocol(wsproto_core::Error::InvalidCloseCode(c))) => assert_eq!(c, code),
+            other => panic!("close({code}) gave {other:?}"),
+        }
+    }
+    match ws.close(CloseCode::Normal, &"x".repeat(124)) {
+        Err(Error::Protocol(wsproto_core::Error::CloseReasonTooLong(124))) => {}
+        other => panic!("a 124-byte reason gave {other:?}"),
+    }
+    assert_eq!(ws.state(), wsproto_std::State::Open);
+    assert_eq!(ws.buffered_out(), 0, "nothing was queued");
+    // The peer's first frame is this message: nothing went out before it.
+    ws.send_text("still open").unwrap();
+    assert_eq!(
+        peer.join().unwrap(),
+        Some(Event::Message(Message::text("still open")))
+    );
+    ws.close(CloseCode::Other(4999), &"y".repeat(123)).unwrap();
+    assert_eq!(ws.state(), wsproto_std::State::CloseSent);
 }

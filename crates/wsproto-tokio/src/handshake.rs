@@ -3,8 +3,8 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsproto_core::{
-    Accept, ClientHandshake, ClientRequest, Config, HandshakeError, Reject, Request, Response,
-    ServerHandshake, Status,
+    Accept, ClientHandshake, ClientRequest, Config, HandshakeError, Proxy, ProxyHandshake, Reject,
+    Request, Response, ServerHandshake, Status,
 };
 
 use crate::{Error, MaybeTlsStream, WebSocketStream};
@@ -114,7 +114,9 @@ async fn refuse<S: AsyncWrite + Unpin>(mut io: S, response: Vec<u8>, e: Handshak
 }
 
 /// Connects to a `ws://` or (with the feature `rustls`) `wss://` URL with
-/// the default configuration.
+/// the default configuration, through the HTTP proxy the environment names
+/// if any (`https_proxy`, `http_proxy`, `all_proxy`, `no_proxy`: see
+/// [`Proxy::from_env_with`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsproto_tokio::Error> {
@@ -127,12 +129,14 @@ pub async fn connect(url: &str) -> Result<Connected, Error> {
     connect_with(&ClientRequest::new(url)?, Config::default()).await
 }
 
-/// Connects as described by `request` (URL, subprotocols, headers). TCP
-/// connect, TLS handshake and WebSocket handshake together are bounded by
-/// `config.handshake_timeout`. `wss://` uses
-/// `tls::default_client_config()`, or
-/// fails with [`Error::Unsupported`] in a build without the feature
-/// `rustls`.
+/// Connects as described by `request` (URL, subprotocols, headers, proxy).
+/// TCP connect, proxy CONNECT, TLS handshake and WebSocket handshake
+/// together are bounded by `config.handshake_timeout`. Through a proxy,
+/// TLS runs inside the tunnel and checks the server's name, not the
+/// proxy's; a proxy's refusal is an [`Error::Handshake`] with
+/// [`HandshakeError::ProxyRefused`] or [`HandshakeError::ProxyAuthRequired`].
+/// `wss://` uses `tls::default_client_config()`, or fails with
+/// [`Error::Unsupported`] in a build without the feature `rustls`.
 pub async fn connect_with(request: &ClientRequest, config: Config) -> Result<Connected, Error> {
     if request.is_tls() {
         #[cfg(feature = "rustls")]
@@ -185,10 +189,54 @@ pub async fn connect_tls(
     .await
 }
 
+/// Opens the TCP connection to the server: directly, or to the proxy
+/// `request` resolves to and through a CONNECT tunnel.
 async fn open_tcp(request: &ClientRequest) -> Result<TcpStream, Error> {
-    let tcp = TcpStream::connect((request.host(), request.port())).await?;
+    let Some(proxy) = request.resolve_proxy()? else {
+        let tcp = TcpStream::connect((request.host(), request.port())).await?;
+        tcp.set_nodelay(true)?;
+        return Ok(tcp);
+    };
+    let mut tcp = TcpStream::connect((proxy.host(), proxy.port()))
+        .await
+        .map_err(|e| {
+            // Name the proxy: a refused connection to it must not read as
+            // the server being down.
+            std::io::Error::new(
+                e.kind(),
+                format!("proxy {}:{}: {e}", proxy.host(), proxy.port()),
+            )
+        })?;
     tcp.set_nodelay(true)?;
+    tunnel(&mut tcp, &proxy, request).await?;
     Ok(tcp)
+}
+
+/// Asks the proxy on `tcp` for a tunnel to the server. The answer is
+/// peeked and only its own bytes read, so whatever the server sends first
+/// stays in the socket for the TLS or WebSocket handshake.
+async fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, request: &ClientRequest) -> Result<(), Error> {
+    let mut hs = ProxyHandshake::new(proxy, request.host(), request.port())?;
+    tcp.write_all(hs.request_bytes()).await?;
+    let mut buf = vec![0u8; HANDSHAKE_READ];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        if n == 0 {
+            return Err(Error::Handshake(HandshakeError::ProxyResponse(
+                "the proxy closed the connection before answering",
+            )));
+        }
+        let status = hs.receive(&buf[..n])?;
+        // Until the head is complete every byte is the proxy's.
+        let used = match status {
+            Status::Partial => n,
+            Status::Complete(used) => used,
+        };
+        tcp.read_exact(&mut buf[..used]).await?;
+        if let Status::Complete(_) = status {
+            return Ok(());
+        }
+    }
 }
 
 /// Runs the client handshake over a transport you opened (TCP, TLS, a

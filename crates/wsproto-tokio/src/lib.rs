@@ -51,6 +51,7 @@
 
 mod error;
 mod handshake;
+mod shutdown;
 mod stream;
 pub mod tls;
 #[cfg(feature = "hyper")]
@@ -60,10 +61,11 @@ pub use error::Error;
 #[cfg(feature = "rustls")]
 pub use handshake::connect_tls;
 pub use handshake::{accept, accept_with, client, connect, connect_with, Connected};
+pub use shutdown::{Shutdown, ShutdownReport};
 pub use stream::{WebSocketStream, WsReader, WsWriter};
 pub use tls::MaybeTlsStream;
 pub use wsproto_core::handshake::{DeflateConfig, DeflateParams};
 pub use wsproto_core::{
-    Accept, ClientRequest, CloseCode, CloseFrame, Config, Event, Message, Reject, Request,
+    Accept, ClientRequest, CloseCode, CloseFrame, Config, Event, Message, Proxy, Reject, Request,
     Response, Role, State, Utf8Bytes,
 };

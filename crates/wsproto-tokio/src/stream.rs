@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use wsproto_core::{
     ChaChaSource, CloseCode, CloseFrame, Config, Connection, Event, Message, Role, State,
 };
 
+use crate::shutdown::{Closing, Registry};
 use crate::Error;
 
 /// Bytes to read from the transport per call at least.
@@ -31,8 +32,6 @@ const READ_CHUNK: usize = 16 * 1024;
 /// `Connection::release_memory`): enough for small messages to flow without
 /// allocating, little enough for thousands of idle connections.
 const IDLE_KEEP: usize = 4096;
-/// The sink accepts messages until this many bytes wait to be written.
-const SINK_HIGH_WATER: usize = 128 * 1024;
 
 thread_local! {
     /// Where idle connections read into: one buffer per thread instead of
@@ -75,6 +74,8 @@ struct Inner<S> {
     done: bool,
     /// The peer's close frame, once it arrived.
     close_frame: Option<CloseFrame>,
+    /// A shutdown waiting on this connection has been told it ended.
+    finish_reported: bool,
 }
 
 /// Wakes whichever halves are waiting when the transport becomes ready.
@@ -98,6 +99,64 @@ struct Shared<S> {
     inner: Mutex<Inner<S>>,
     wakers: Arc<Wakers>,
     both: Waker,
+    /// The graceful shutdown tracking this connection, told when it ends.
+    shutdown: OnceLock<Arc<Registry>>,
+}
+
+impl<S> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, Inner<S>> {
+        // A panic while polling poisons the lock; the state is then unknown,
+        // but every operation on it is still memory-safe, so carry on and let
+        // the next I/O or protocol check report what is wrong.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tells a waiting shutdown, once, that this connection is over.
+    fn report_finished(&self, inner: &mut Inner<S>) {
+        if inner.done && !inner.finish_reported {
+            inner.finish_reported = true;
+            if let Some(registry) = self.shutdown.get() {
+                registry.changed.notify_waiters();
+            }
+        }
+    }
+}
+
+impl<S> Drop for Shared<S> {
+    fn drop(&mut self) {
+        if let Some(registry) = self.shutdown.get() {
+            registry.changed.notify_waiters();
+        }
+    }
+}
+
+impl<S: Send> Closing for Shared<S> {
+    fn start_close(&self, code: CloseCode, reason: &str) {
+        let mut inner = self.lock();
+        if inner.conn.state() == State::Open {
+            // Cannot fail: the shutdown checked the code and reason.
+            let _ = inner.conn.close(code, reason);
+        }
+        drop(inner);
+        // Whichever half is waiting writes the close frame out and reads
+        // the reply.
+        self.both.wake_by_ref();
+    }
+
+    fn is_finished(&self) -> bool {
+        let inner = self.lock();
+        inner.done || inner.conn.state() == State::Closed
+    }
+
+    fn abandon(&self) {
+        let mut inner = self.lock();
+        inner.done = true;
+        inner.finish_reported = true;
+        drop(inner);
+        self.both.wake_by_ref();
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -114,12 +173,7 @@ impl<S> Shared<S> {
             Half::Reader => self.wakers.reader.register(cx.waker()),
             Half::Writer => self.wakers.writer.register(cx.waker()),
         }
-        // A panic while polling poisons the lock; the state is then unknown,
-        // but every operation on it is still memory-safe, so carry on and let
-        // the next I/O or protocol check report what is wrong.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lock()
     }
 }
 
@@ -279,11 +333,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
+    /// Ready while the outgoing buffer is at or below the high-water mark;
+    /// above it, writes until it is (or until the transport would block).
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.conn.buffered_out() >= SINK_HIGH_WATER {
-            ready!(self.poll_write_out(cx))?;
+        if self.conn.send_ready() {
+            return Poll::Ready(Ok(()));
         }
-        Poll::Ready(Ok(()))
+        match self.poll_write_out(cx) {
+            Poll::Ready(result) => Poll::Ready(result.map_err(Error::Io)),
+            Poll::Pending if self.conn.send_ready() => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn poll_close(
@@ -306,7 +366,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 /// Pings are answered and the close handshake is completed for you; the
 /// stream ends (`None`) once the handshake is over, and
 /// [`close_frame`](WebSocketStream::close_frame) tells what the peer sent.
-/// Keepalive pings and the close timeout run while the stream is polled.
+/// Keepalive pings (`Config::ping_interval`, `Config::ping_timeout`) and
+/// the close timeout run while the stream is polled.
+///
+/// # Backpressure
+///
+/// The [`Sink`] takes messages while at most `Config::write_high_water`
+/// bytes (64 KiB by default) wait to be written; above that `poll_ready`
+/// is pending until the transport has taken enough. A peer that stops
+/// reading therefore stops `send`, `feed` and `send_all` instead of growing
+/// memory: at most the high-water mark plus one message stays queued.
+/// [`buffered_out`](WebSocketStream::buffered_out) tells how much is queued.
+///
+/// # Cancel safety
+///
+/// Every future of this type may be dropped at any await point (in a
+/// `tokio::select!` branch that lost, or by a timeout) without losing or
+/// corrupting data, because all state lives in the connection, not in the
+/// future:
+///
+/// - `StreamExt::next()` (and [`next_event`](WebSocketStream::next_event)):
+///   bytes read so far stay buffered; a message is returned whole or not
+///   at all, and the next call continues where this one stopped.
+/// - `SinkExt::send()`: dropped before the sink took the message (while
+///   waiting for room under the high-water mark), the message is dropped
+///   with the future and nothing of it was sent; dropped after, the
+///   message is queued whole and goes out with the next poll of either
+///   half. A message is never sent partly.
+/// - [`close`](WebSocketStream::close) and [`ping`](WebSocketStream::ping):
+///   once polled, the frame is queued and goes out later in any case.
 ///
 /// ```no_run
 /// use futures_util::{SinkExt, StreamExt};
@@ -344,9 +432,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     error: None,
                     done: false,
                     close_frame: None,
+                    finish_reported: false,
                 }),
                 both: Waker::from(wakers.clone()),
                 wakers,
+                shutdown: OnceLock::new(),
             }),
         }
     }
@@ -380,7 +470,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     ) -> R {
         let mut inner = self.shared.enter(half, cx);
         let mut both = Context::from_waker(&self.shared.both);
-        f(&mut inner, &mut both)
+        let result = f(&mut inner, &mut both);
+        self.shared.report_finished(&mut inner);
+        result
+    }
+
+    /// What a [`Shutdown`](crate::Shutdown) holds of this connection.
+    pub(crate) fn closing_handle(&self, registry: Arc<Registry>) -> Arc<dyn Closing>
+    where
+        S: Send + 'static,
+    {
+        // A connection reports to the first shutdown that tracks it.
+        let _ = self.shared.shutdown.set(registry);
+        self.shared.clone()
+    }
+
+    /// How many bytes are queued and not yet written to the transport. The
+    /// [`Sink`] stops taking messages (`poll_ready` is pending) while this
+    /// is above `Config::write_high_water`.
+    pub fn buffered_out(&self) -> usize {
+        self.shared.lock().conn.buffered_out()
     }
 
     /// Sends a close frame with `code` and `reason` and flushes it. Keep
@@ -397,7 +506,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// Sends a ping with up to 125 bytes of payload and flushes it.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         {
-            let mut inner = self.shared.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let mut inner = self.shared.lock();
             inner.conn.ping(payload)?;
         }
         std::future::poll_fn(|cx| {
@@ -434,22 +543,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// The peer's close frame, once it arrived.
     pub fn close_frame(&self) -> Option<CloseFrame> {
-        self.shared
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .close_frame
-            .clone()
+        self.shared.lock().close_frame.clone()
     }
 
     /// Where the close handshake stands.
     pub fn state(&self) -> State {
-        self.shared
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .conn
-            .state()
+        self.shared.lock().conn.state()
     }
 
     /// Splits into a reading half and a writing half that can be used from
@@ -497,7 +596,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        let mut inner = self.shared.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.shared.lock();
         inner.conn.send(message)?;
         Ok(())
     }
@@ -553,6 +652,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// Sends a ping with up to 125 bytes of payload.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.stream.ping(payload).await
+    }
+
+    /// How many bytes are queued and not yet written, as
+    /// [`WebSocketStream::buffered_out`].
+    pub fn buffered_out(&self) -> usize {
+        self.stream.buffered_out()
     }
 }
 

@@ -252,8 +252,8 @@ async fn protocol_violation_gets_close_1002_and_an_error() {
 #[tokio::test]
 async fn keepalive_pings_and_gives_up_on_a_silent_peer() {
     let config = Config {
-        keepalive_interval: Some(Duration::from_millis(100)),
-        keepalive_timeout: Duration::from_millis(200),
+        ping_interval: Some(Duration::from_millis(100)),
+        ping_timeout: Duration::from_millis(200),
         auto_pong: true,
         ..Config::default()
     };

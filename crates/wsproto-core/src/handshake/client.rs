@@ -9,7 +9,7 @@ use base64::Engine;
 use super::deflate::PERMESSAGE_DEFLATE;
 use super::negotiate::{has_token, parse_extensions, split_list};
 use super::server::{httparse_error, is_field_value};
-use super::{accept_key, find_header, joined_header, HeadBuffer, Header};
+use super::{accept_key, find_header, joined_header, HeadBuffer, Header, Proxy};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::HandshakeError;
@@ -18,7 +18,9 @@ use crate::random::RandomSource;
 use crate::Status;
 
 /// What to ask the server for: a parsed `ws://` or `wss://` URL, offered
-/// subprotocols and extra headers.
+/// subprotocols and extra headers, and how to reach the server: through
+/// the proxy the environment names (the default, as curl does), a
+/// [`Proxy`] of your own, or directly.
 ///
 /// ```
 /// use wsproto_core::ClientRequest;
@@ -38,6 +40,18 @@ pub struct ClientRequest {
     resource: String,
     subprotocols: Vec<String>,
     headers: Vec<(String, String)>,
+    proxy: ProxyChoice,
+}
+
+/// How a request reaches its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ProxyChoice {
+    /// As the proxy environment variables say (curl's conventions).
+    Environment,
+    /// Straight to the server.
+    Direct,
+    /// Through this proxy.
+    Via(Proxy),
 }
 
 impl ClientRequest {
@@ -61,40 +75,9 @@ impl ClientRequest {
                 "credentials in the URL are not supported",
             ));
         }
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or(HandshakeError::InvalidUrl("unclosed IPv6 bracket"))?;
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or(HandshakeError::InvalidUrl("junk after host"))?,
-                ),
-            };
-            (host, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() || !is_field_value(host) || host.contains([' ', '\t']) {
-            return Err(HandshakeError::InvalidUrl("missing or invalid host"));
-        }
-        let port = match port {
-            None => {
-                if tls {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p != 0 => p,
-                _ => return Err(HandshakeError::InvalidUrl("invalid port")),
-            },
-        };
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) =
+            parse_host_port(authority, default_port).map_err(HandshakeError::InvalidUrl)?;
         let resource = match resource {
             "" => "/".to_string(),
             r if r.starts_with('?') => alloc::format!("/{r}"),
@@ -112,7 +95,44 @@ impl ClientRequest {
             resource,
             subprotocols: Vec::new(),
             headers: Vec::new(),
+            proxy: ProxyChoice::Environment,
         })
+    }
+
+    /// Connects through `proxy` (an HTTP CONNECT tunnel) whatever the
+    /// environment says.
+    pub fn proxy(mut self, proxy: Proxy) -> ClientRequest {
+        self.proxy = ProxyChoice::Via(proxy);
+        self
+    }
+
+    /// Connects straight to the server, ignoring the proxy environment
+    /// variables.
+    pub fn no_proxy(mut self) -> ClientRequest {
+        self.proxy = ProxyChoice::Direct;
+        self
+    }
+
+    /// The proxy to connect through: the one given to
+    /// [`proxy`](Self::proxy), none after [`no_proxy`](Self::no_proxy), and
+    /// by default what [`Proxy::from_env_with`] finds through `env`. Fails
+    /// if the environment names a proxy URL that cannot be used.
+    pub fn resolve_proxy_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Proxy>, HandshakeError> {
+        match &self.proxy {
+            ProxyChoice::Environment => Proxy::from_env_with(self, env),
+            ProxyChoice::Direct => Ok(None),
+            ProxyChoice::Via(proxy) => Ok(Some(proxy.clone())),
+        }
+    }
+
+    /// [`resolve_proxy_with`](Self::resolve_proxy_with) over the process
+    /// environment: what the adapters' `connect` uses.
+    #[cfg(feature = "std")]
+    pub fn resolve_proxy(&self) -> Result<Option<Proxy>, HandshakeError> {
+        self.resolve_proxy_with(|name| std::env::var(name).ok())
     }
 
     /// Offers a subprotocol; call again to offer several, most preferred first.
@@ -173,7 +193,40 @@ impl ClientRequest {
     }
 }
 
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+/// Splits an authority (without credentials) into the host, brackets
+/// removed from IPv6, and the port or `default_port`. Shared by WebSocket
+/// and proxy URLs so that both accept the same hosts.
+pub(super) fn parse_host_port(
+    authority: &str,
+    default_port: u16,
+) -> Result<(&str, u16), &'static str> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or("unclosed IPv6 bracket")?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("junk after host")?),
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || !is_field_value(host) || host.contains([' ', '\t']) {
+        return Err("missing or invalid host");
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => return Err("invalid port"),
+        },
+    };
+    Ok((host, port))
+}
+
+pub(super) fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])

@@ -4,6 +4,7 @@ mod accept;
 pub(crate) mod client;
 mod deflate;
 mod negotiate;
+mod proxy;
 pub(crate) mod server;
 
 pub use accept::{accept_key, WEBSOCKET_GUID};
@@ -12,6 +13,7 @@ pub use deflate::{
     DeflateAgreement, DeflateConfig, DeflateParams, DeflateResponseError, PERMESSAGE_DEFLATE,
 };
 pub use negotiate::{has_token, parse_extensions, Extension};
+pub use proxy::{Proxy, ProxyHandshake};
 pub use server::{render_response, Accept, HttpVersion, Reject, Request, ServerHandshake};
 
 use alloc::string::String;
