@@ -75,7 +75,8 @@ struct Children(Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        // Newest first: the instances go before the Redis they use.
+        for child in self.0.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -15,6 +15,10 @@
 //!
 //! The server's JSON events are described in [`protocol`].
 //!
+//! Several instances can serve one chat together through Redis
+//! ([`serve_cluster_until`], [`cluster`]); without it everything stays in
+//! process.
+//!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9527").await?;
@@ -29,6 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod protocol;
 pub mod room;
 
@@ -51,8 +56,9 @@ use wsproto_core::{Accept, Request};
 use wsproto_tokio::upgrade::{Upgrade, UpgradedStream};
 use wsproto_tokio::{CloseCode, Config, Message, Shutdown, ShutdownReport, WsReader, WsWriter};
 
+use cluster::{Chat, Claim, Cluster, Node};
 use protocol::{percent_decode, validate_name, PrivateMessage, ServerEvent};
-use room::{Delivery, Member, Outgoing, Room, QUEUE_LEN};
+use room::{taken, Delivery, Member, Outgoing, Room, QUEUE_LEN};
 
 const INDEX: &str = include_str!("../static/index.html");
 const ECHO: &str = include_str!("../static/echo.html");
@@ -80,6 +86,10 @@ pub struct Limits {
     /// On shutdown, how long the close handshakes (1001, going away) of the
     /// open WebSockets may take before the server exits anyway.
     pub shutdown_grace: Duration,
+    /// In cluster mode, how long the users of an instance that stopped
+    /// answering stay in the global presence (and keep their names). Each
+    /// instance refreshes its users every third of it.
+    pub presence_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -91,14 +101,16 @@ impl Default for Limits {
             deflate: Some(DeflateConfig::default()),
             slow_reader_grace: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(5),
+            presence_ttl: Duration::from_secs(5),
         }
     }
 }
 
 struct Server {
     limits: Limits,
-    group: Room,
-    private: Room,
+    group: Arc<Room>,
+    private: Arc<Room>,
+    cluster: Option<Arc<Node>>,
     shutdown: Shutdown,
 }
 
@@ -119,9 +131,28 @@ pub async fn serve_until(
     limits: Limits,
     stop: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<ShutdownReport> {
+    serve_cluster_until(listener, limits, None, stop).await
+}
+
+/// Like [`serve_until`], and with `cluster` shares users with the other
+/// instances connected to the same Redis (see [`cluster`]): group messages,
+/// private messages, presence and names span all of them.
+pub async fn serve_cluster_until(
+    listener: TcpListener,
+    limits: Limits,
+    cluster: Option<Cluster>,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<ShutdownReport> {
+    let group = Arc::new(Room::new(limits.slow_reader_grace));
+    let private = Arc::new(Room::new(limits.slow_reader_grace));
+    let cluster = match cluster {
+        Some(cluster) => Some(cluster.start(group.clone(), private.clone()).await),
+        None => None,
+    };
     let server = Arc::new(Server {
-        group: Room::new(limits.slow_reader_grace),
-        private: Room::new(limits.slow_reader_grace),
+        group,
+        private,
+        cluster,
         limits,
         shutdown: Shutdown::new(),
     });
@@ -311,6 +342,9 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
     if let Err(why) = validate_name(&name).and_then(|()| server.group.join(&name, member.clone())) {
         return refuse(&member, &mut reader, why).await;
     }
+    if let Err(why) = claim(&server, Chat::Group, &name, &member).await {
+        return refuse(&member, &mut reader, why).await;
+    }
     server
         .group
         .broadcast(&ServerEvent::Join { name: name.clone() }, Some(&name))
@@ -323,6 +357,9 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
         };
         match next {
             Some(Ok(Message::Text(text))) => {
+                if let Some(cluster) = &server.cluster {
+                    cluster.group_message(&name, &text);
+                }
                 let event = ServerEvent::Group {
                     from: name.clone(),
                     text: text.to_string(),
@@ -342,6 +379,9 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
     // Also when a sender found us too slow and removed us already: the
     // leave is announced here, once.
     server.group.leave(&name, &member);
+    if let Some(cluster) = &server.cluster {
+        cluster.release(Chat::Group, &name).await;
+    }
     server
         .group
         .broadcast(&ServerEvent::Leave { name }, None)
@@ -349,11 +389,38 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
     server.group.announce_presence().await;
 }
 
+/// Claims a name the room just accepted across the cluster too, and tells
+/// the other instances about the join; a name taken elsewhere is given up
+/// here as well.
+async fn claim(server: &Server, chat: Chat, name: &str, member: &Member) -> Result<(), String> {
+    let Some(cluster) = &server.cluster else {
+        return Ok(());
+    };
+    match cluster.claim(chat, name).await {
+        Claim::Owned => cluster.joined(chat, name),
+        // Redis is down: the user chats locally, the name is claimed (or
+        // found taken) on reconnection.
+        Claim::Unavailable => {}
+        Claim::Taken => {
+            let room = match chat {
+                Chat::Group => &server.group,
+                Chat::Private => &server.private,
+            };
+            room.leave(name, member);
+            return Err(taken(name));
+        }
+    }
+    Ok(())
+}
+
 async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
     let (mut reader, writer) = ws.split();
     let member = start_writer(writer);
     if let Err(why) = validate_name(&user).and_then(|()| server.private.join(&user, member.clone()))
     {
+        return refuse(&member, &mut reader, why).await;
+    }
+    if let Err(why) = claim(&server, Chat::Private, &user, &member).await {
         return refuse(&member, &mut reader, why).await;
     }
     server
@@ -377,11 +444,14 @@ async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
             }
             Some(Err(_)) | None => break,
         };
-        if let Err(why) = deliver_private(&server.private, &user, &text).await {
+        if let Err(why) = deliver_private(&server, &user, &text).await {
             member.offer(ServerEvent::error(why).to_message());
         }
     }
     server.private.leave(&user, &member);
+    if let Some(cluster) = &server.cluster {
+        cluster.release(Chat::Private, &user).await;
+    }
     server
         .private
         .broadcast(&ServerEvent::Leave { name: user }, None)
@@ -390,7 +460,8 @@ async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
 }
 
 /// Checks one private message from `user` and hands it to its recipient.
-async fn deliver_private(room: &Room, user: &str, text: &str) -> Result<(), String> {
+async fn deliver_private(server: &Server, user: &str, text: &str) -> Result<(), String> {
+    let room = &server.private;
     let message: PrivateMessage = serde_json::from_str(text).map_err(|e| {
         format!(
             r#"malformed message ({e}): send {{"from_user": ..., "to_user": ..., "info": ...}}"#
@@ -402,9 +473,12 @@ async fn deliver_private(room: &Room, user: &str, text: &str) -> Result<(), Stri
             message.from_user
         ));
     }
-    let recipient = room
-        .get(&message.to_user)
-        .ok_or_else(|| format!("{:?} is not online", message.to_user))?;
+    let Some(recipient) = room.get(&message.to_user) else {
+        return match &server.cluster {
+            Some(cluster) => cluster.send_private(message).await,
+            None => Err(format!("{:?} is not online", message.to_user)),
+        };
+    };
     let event = ServerEvent::Private(message.clone()).to_message();
     match recipient.deliver(event, room.deadline()).await {
         Delivery::Queued => Ok(()),

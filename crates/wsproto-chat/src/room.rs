@@ -10,7 +10,7 @@
 //! connection cancelled, so one stuck reader can stall a room for at most
 //! one grace period and never makes the server buffer without bound.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -91,7 +91,15 @@ impl Member {
 #[derive(Debug)]
 pub struct Room {
     members: Mutex<BTreeMap<String, Member>>,
+    /// Users online on other instances (cluster mode only): they count for
+    /// presence but are reached through [`crate::cluster`], not a queue.
+    remote: Mutex<BTreeSet<String>>,
     grace: Duration,
+}
+
+/// The refusal for a name someone else already uses.
+pub fn taken(name: &str) -> String {
+    format!("the name {name:?} is already taken")
 }
 
 impl Room {
@@ -99,6 +107,7 @@ impl Room {
     pub fn new(grace: Duration) -> Room {
         Room {
             members: Mutex::default(),
+            remote: Mutex::default(),
             grace,
         }
     }
@@ -107,11 +116,15 @@ impl Room {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn remote(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Adds `name`, or fails if the name is taken.
     pub fn join(&self, name: &str, member: Member) -> Result<(), String> {
         let mut members = self.members();
         if members.contains_key(name) {
-            return Err(format!("the name {name:?} is already taken"));
+            return Err(taken(name));
         }
         members.insert(name.to_string(), member);
         Ok(())
@@ -128,9 +141,36 @@ impl Room {
         }
     }
 
-    /// Sorted names of everyone online.
+    /// Sorted names of everyone online, here and on other instances.
     pub fn names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.remote().clone();
+        names.extend(self.members().keys().cloned());
+        names.into_iter().collect()
+    }
+
+    /// Sorted names of the users connected to this instance.
+    pub fn local_names(&self) -> Vec<String> {
         self.members().keys().cloned().collect()
+    }
+
+    /// Records a user online on another instance; `false` if already known.
+    pub fn add_remote(&self, name: &str) -> bool {
+        self.remote().insert(name.to_string())
+    }
+
+    /// Forgets a user of another instance; `false` if not known.
+    pub fn remove_remote(&self, name: &str) -> bool {
+        self.remote().remove(name)
+    }
+
+    /// Replaces the users of other instances; returns who appeared and who
+    /// disappeared.
+    pub fn set_remote(&self, names: BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+        let mut remote = self.remote();
+        let added = names.difference(&remote).cloned().collect();
+        let removed = remote.difference(&names).cloned().collect();
+        *remote = names;
+        (added, removed)
     }
 
     /// The member called `name`, if online.
