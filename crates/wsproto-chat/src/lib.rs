@@ -15,6 +15,12 @@
 //!
 //! The server's JSON events are described in [`protocol`].
 //!
+//! Several instances serve one chat when they share a Redis
+//! ([`cluster`], [`serve_cluster_until`]; `wsproto-chat --redis URL`):
+//! group messages, private messages, presence and unique names span the
+//! instances, and local chat goes on while Redis is down. On shutdown
+//! every WebSocket is closed with 1001 ([`serve_until`]).
+//!
 //! Several instances can serve one chat together through Redis
 //! ([`serve_cluster_until`], [`cluster`]); without it everything stays in
 //! process.
