@@ -5,15 +5,11 @@
 #![cfg(feature = "rustls")]
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::thread;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use wsproto_std::{ClientRequest, CloseCode, Config, Error, Message};
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use wsproto_testkit::{trusting, Pki};
 
 fn big() -> Config {
     Config {
@@ -25,18 +21,8 @@ fn big() -> Config {
 
 /// A self-signed certificate for `localhost` and a wss:// echo server using it.
 fn wss_server() -> (SocketAddr, CertificateDer<'static>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key: PrivateKeyDer<'static> =
-        PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()).into();
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.clone()], key)
-            .unwrap(),
-    );
+    let pki = Pki::localhost();
+    let config = pki.server_config();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
@@ -59,19 +45,7 @@ fn wss_server() -> (SocketAddr, CertificateDer<'static>) {
             });
         }
     });
-    (addr, cert)
-}
-
-fn trusting(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    (addr, pki.cert)
 }
 
 #[test]

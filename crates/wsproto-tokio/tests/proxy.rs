@@ -1,147 +1,18 @@
-//! Clients through an HTTP CONNECT proxy over loopback: a small proxy
-//! started here (it records what it was asked for and how many tunnels it
+//! Clients through an HTTP CONNECT proxy over loopback: the test kit's
+//! small proxy (it records what it was asked for and how many tunnels it
 //! opened), the crate's own echo server behind it, `ws://` and `wss://`,
 //! Basic credentials, and the proxy's refusals as typed errors.
 #![cfg(feature = "rustls")]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use wsproto_core::HandshakeError;
+use wsproto_testkit::{trusting, Mode, Pki, TestProxy, ALADDIN};
 use wsproto_tokio::{ClientRequest, CloseCode, Config, Error, Message, Proxy};
-
-/// What the test proxy does with a CONNECT that passed its credentials
-/// check.
-#[derive(Clone, Copy)]
-enum Mode {
-    /// Opens the tunnel.
-    Tunnel,
-    /// Opens the tunnel, but writes its `200` a byte at a time.
-    TunnelSlowly,
-    /// Answers with these bytes, then reads until the client hangs up.
-    Answer(&'static str),
-    /// Hangs up without answering.
-    HangUp,
-    /// Reads the request and never answers.
-    Silent,
-}
-
-/// `Basic base64("Aladdin:open sesame")`, RFC 7617's example.
-const ALADDIN: &str = "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==";
-
-struct TestProxy {
-    addr: SocketAddr,
-    /// The CONNECT request heads received, in order.
-    requests: Arc<Mutex<Vec<String>>>,
-    tunnels: Arc<AtomicUsize>,
-}
-
-impl TestProxy {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn tunnels(&self) -> usize {
-        self.tunnels.load(Ordering::SeqCst)
-    }
-}
-
-/// Starts a CONNECT proxy that requires `auth` as its
-/// `Proxy-Authorization` value, if given.
-async fn start_proxy(auth: Option<&'static str>, mode: Mode) -> TestProxy {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy = TestProxy {
-        addr: listener.local_addr().unwrap(),
-        requests: Arc::default(),
-        tunnels: Arc::default(),
-    };
-    let (requests, tunnels) = (proxy.requests.clone(), proxy.tunnels.clone());
-    tokio::spawn(async move {
-        loop {
-            let (client, _) = listener.accept().await.unwrap();
-            let (requests, tunnels) = (requests.clone(), tunnels.clone());
-            tokio::spawn(serve(client, auth, mode, requests, tunnels));
-        }
-    });
-    proxy
-}
-
-async fn serve(
-    mut client: TcpStream,
-    auth: Option<&'static str>,
-    mode: Mode,
-    requests: Arc<Mutex<Vec<String>>>,
-    tunnels: Arc<AtomicUsize>,
-) {
-    // The client sends nothing more before the answer, so reading up to
-    // the blank line cannot swallow tunnel bytes.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        if client.read(&mut byte).await.unwrap_or(0) == 0 {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    requests.lock().unwrap().push(head.clone());
-    let target = head
-        .strip_prefix("CONNECT ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap()
-        .to_string();
-    let given = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("proxy-authorization")
-            .then(|| value.trim().to_string())
-    });
-    if auth.is_some() && given.as_deref() != auth {
-        let refusal = "HTTP/1.1 407 Proxy Authentication Required\r\n\
-                       Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n";
-        let _ = client.write_all(refusal.as_bytes()).await;
-        return;
-    }
-    let established = b"HTTP/1.1 200 Connection established\r\n\r\n";
-    match mode {
-        Mode::Answer(response) => {
-            let _ = client.write_all(response.as_bytes()).await;
-            let mut sink = Vec::new();
-            let _ = client.read_to_end(&mut sink).await;
-            return;
-        }
-        Mode::HangUp => return,
-        Mode::Silent => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            return;
-        }
-        Mode::Tunnel | Mode::TunnelSlowly => {}
-    }
-    let Ok(mut server) = TcpStream::connect(&target).await else {
-        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-        return;
-    };
-    if let Mode::TunnelSlowly = mode {
-        for byte in established {
-            client.write_all(&[*byte]).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    } else {
-        client.write_all(established).await.unwrap();
-    }
-    tunnels.fetch_add(1, Ordering::SeqCst);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-}
 
 /// A ws:// echo server built on the crate's own `accept`.
 async fn echo_server() -> SocketAddr {
@@ -198,7 +69,7 @@ fn request_via(url: &str, proxy_url: &str) -> ClientRequest {
 #[tokio::test]
 async fn echo_through_an_explicit_proxy() {
     let server = echo_server().await;
-    let proxy = start_proxy(None, Mode::Tunnel).await;
+    let proxy = TestProxy::start(None, Mode::Tunnel);
     let request = request_via(&format!("ws://{server}/echo"), &proxy.url());
     let (mut ws, _) = wsproto_tokio::connect_with(&request, Config::default())
         .await
@@ -217,7 +88,7 @@ async fn echo_through_an_explicit_proxy() {
 #[tokio::test]
 async fn an_answer_in_pieces_is_awaited() {
     let server = echo_server().await;
-    let proxy = start_proxy(None, Mode::TunnelSlowly).await;
+    let proxy = TestProxy::start(None, Mode::TunnelSlowly);
     let request = request_via(&format!("ws://{server}/"), &proxy.url());
     let (mut ws, _) = wsproto_tokio::connect_with(&request, Config::default())
         .await
@@ -229,7 +100,7 @@ async fn an_answer_in_pieces_is_awaited() {
 #[tokio::test]
 async fn basic_credentials_are_accepted() {
     let server = echo_server().await;
-    let proxy = start_proxy(Some(ALADDIN), Mode::Tunnel).await;
+    let proxy = TestProxy::start(Some(ALADDIN), Mode::Tunnel);
     let proxy_url = format!("http://Aladdin:open%20sesame@{}", proxy.addr);
     let request = request_via(&format!("ws://{server}/"), &proxy_url);
     let (mut ws, _) = wsproto_tokio::connect_with(&request, Config::default())
@@ -243,7 +114,7 @@ async fn basic_credentials_are_accepted() {
 #[tokio::test]
 async fn missing_or_wrong_credentials_are_a_407() {
     let server = echo_server().await;
-    let proxy = start_proxy(Some(ALADDIN), Mode::Tunnel).await;
+    let proxy = TestProxy::start(Some(ALADDIN), Mode::Tunnel);
     let request = request_via(&format!("ws://{server}/"), &proxy.url());
     match wsproto_tokio::connect_with(&request, Config::default()).await {
         Err(Error::Handshake(HandshakeError::ProxyAuthRequired {
@@ -275,11 +146,10 @@ async fn missing_or_wrong_credentials_are_a_407() {
 #[tokio::test]
 async fn a_refusing_proxy_is_a_typed_error_with_its_status() {
     let server = echo_server().await;
-    let proxy = start_proxy(
+    let proxy = TestProxy::start(
         None,
         Mode::Answer("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\n\r\nBad Gateway"),
-    )
-    .await;
+    );
     let request = request_via(&format!("ws://{server}/"), &proxy.url());
     let error = wsproto_tokio::connect_with(&request, Config::default())
         .await
@@ -291,14 +161,14 @@ async fn a_refusing_proxy_is_a_typed_error_with_its_status() {
     );
     assert!(error.to_string().contains("502"), "{error}");
 
-    let hangup = start_proxy(None, Mode::HangUp).await;
+    let hangup = TestProxy::start(None, Mode::HangUp);
     let request = request_via(&format!("ws://{server}/"), &hangup.url());
     assert!(matches!(
         wsproto_tokio::connect_with(&request, Config::default()).await,
         Err(Error::Handshake(HandshakeError::ProxyResponse(_)))
     ));
 
-    let not_http = start_proxy(None, Mode::Answer("SSH-2.0-OpenSSH_9.6\r\n\r\n")).await;
+    let not_http = TestProxy::start(None, Mode::Answer("SSH-2.0-OpenSSH_9.6\r\n\r\n"));
     let request = request_via(&format!("ws://{server}/"), &not_http.url());
     assert!(matches!(
         wsproto_tokio::connect_with(&request, Config::default()).await,
@@ -309,7 +179,7 @@ async fn a_refusing_proxy_is_a_typed_error_with_its_status() {
 #[tokio::test]
 async fn a_silent_proxy_hits_the_handshake_timeout() {
     let server = echo_server().await;
-    let proxy = start_proxy(None, Mode::Silent).await;
+    let proxy = TestProxy::start(None, Mode::Silent);
     let request = request_via(&format!("ws://{server}/"), &proxy.url());
     let config = Config {
         handshake_timeout: Duration::from_millis(300),
@@ -345,14 +215,13 @@ async fn bytes_behind_the_answer_reach_the_websocket_handshake() {
     // As if the server spoke first and its bytes came in the proxy's
     // packet: they must reach the WebSocket handshake, not be dropped
     // with the proxy's answer (which would leave the client waiting).
-    let proxy = start_proxy(
+    let proxy = TestProxy::start(
         None,
         Mode::Answer(
             "HTTP/1.1 200 Connection established\r\n\r\n\
              HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
         ),
-    )
-    .await;
+    );
     let request = request_via("ws://127.0.0.1:9/", &proxy.url());
     let config = Config {
         handshake_timeout: Duration::from_secs(5),
@@ -367,7 +236,7 @@ async fn bytes_behind_the_answer_reach_the_websocket_handshake() {
 #[tokio::test]
 async fn no_proxy_connects_directly() {
     let server = echo_server().await;
-    let proxy = start_proxy(None, Mode::Tunnel).await;
+    let proxy = TestProxy::start(None, Mode::Tunnel);
     // The last choice wins: this request goes straight to the server.
     let request = request_via(&format!("ws://{server}/"), &proxy.url()).no_proxy();
     let (mut ws, _) = wsproto_tokio::connect_with(&request, Config::default())
@@ -378,33 +247,9 @@ async fn no_proxy_connects_directly() {
     assert_eq!(proxy.tunnels(), 0);
 }
 
-struct Pki {
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-}
-
-/// A self-signed certificate for `localhost`.
-fn pki() -> Pki {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    Pki {
-        cert: certified.cert.der().clone(),
-        key: PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()).into(),
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// A wss:// echo server: TLS through tokio-rustls, then `accept`.
 async fn wss_server(pki: &Pki) -> SocketAddr {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = TlsAcceptor::from(pki.server_config());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -429,23 +274,11 @@ async fn wss_server(pki: &Pki) -> SocketAddr {
     addr
 }
 
-fn trusting(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
 #[tokio::test]
 async fn wss_through_the_proxy_checks_the_servers_name() {
-    let pki = pki();
+    let pki = Pki::localhost();
     let server = wss_server(&pki).await;
-    let proxy = start_proxy(Some(ALADDIN), Mode::Tunnel).await;
+    let proxy = TestProxy::start(Some(ALADDIN), Mode::Tunnel);
     let proxy_url = format!("http://Aladdin:open%20sesame@{}", proxy.addr);
     // The proxy is reached as 127.0.0.1; TLS inside the tunnel is for
     // `localhost`, the name in the certificate.

@@ -5,32 +5,13 @@
 #![cfg(feature = "rustls")]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use wsproto_testkit::{trusting, Pki};
 use wsproto_tokio::{ClientRequest, CloseCode, Config, Error, Message};
-
-struct Pki {
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-}
-
-/// A self-signed certificate for `localhost`.
-fn pki() -> Pki {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    Pki {
-        cert: certified.cert.der().clone(),
-        key: PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()).into(),
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 fn big() -> Config {
     Config {
@@ -42,13 +23,7 @@ fn big() -> Config {
 
 /// A wss:// echo server: TLS through tokio-rustls, then `accept`.
 async fn wss_server(pki: &Pki) -> SocketAddr {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = TlsAcceptor::from(pki.server_config());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -80,21 +55,9 @@ async fn wss_server(pki: &Pki) -> SocketAddr {
     addr
 }
 
-fn trusting(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
 #[tokio::test]
 async fn wss_echo_with_a_trusted_certificate() {
-    let pki = pki();
+    let pki = Pki::localhost();
     let addr = wss_server(&pki).await;
     let request = ClientRequest::new(&format!("wss://localhost:{}/echo", addr.port())).unwrap();
     let (mut ws, response) = wsproto_tokio::connect_tls(&request, big(), trusting(&pki.cert))
@@ -136,7 +99,7 @@ fn assert_tls_refused(result: Result<wsproto_tokio::Connected, Error>, what: &st
 
 #[tokio::test]
 async fn untrusted_certificates_and_wrong_names_are_refused() {
-    let pki = pki();
+    let pki = Pki::localhost();
     let addr = wss_server(&pki).await;
     // The default configuration (webpki roots) does not trust a
     // self-signed certificate.
@@ -172,7 +135,7 @@ async fn a_server_that_never_answers_the_tls_handshake_times_out() {
         handshake_timeout: Duration::from_millis(300),
         ..Config::default()
     };
-    let pki = pki();
+    let pki = Pki::localhost();
     let started = std::time::Instant::now();
     let result = wsproto_tokio::connect_tls(&request, config, trusting(&pki.cert)).await;
     assert!(
