@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ErrorKind, RedisError, RedisResult, Script};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::protocol::{PrivateMessage, ServerEvent};
 use crate::room::{taken, Delivery, Outgoing, Room};
@@ -239,7 +239,15 @@ pub(crate) struct Node {
     up: AtomicBool,
     /// Whether Redis was up once, so that "back" is only said after an outage.
     started: AtomicBool,
-    outbox: mpsc::Sender<(String, String)>,
+    outbox: mpsc::Sender<Outbound>,
+}
+
+/// What the publisher task is handed.
+enum Outbound {
+    /// An event for a channel.
+    Publish(String, String),
+    /// Answered once everything queued before it was written to Redis.
+    Flush(oneshot::Sender<()>),
 }
 
 impl Node {
@@ -279,7 +287,11 @@ impl Node {
             return false;
         };
         // Full or down: dropped, see OUTBOX_LEN.
-        self.is_up() && self.outbox.try_send((channel, payload)).is_ok()
+        self.is_up()
+            && self
+                .outbox
+                .try_send(Outbound::Publish(channel, payload))
+                .is_ok()
     }
 
     /// Claims `name` across the cluster.
@@ -325,6 +337,18 @@ impl Node {
                 text: text.to_string(),
             },
         );
+    }
+
+    /// Waits (a few seconds at most) until every event queued so far was
+    /// written to Redis: a server shutting down calls it after its users'
+    /// leaves were queued, so that the other instances hear them before
+    /// this process exits.
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        let queued = self.outbox.send(Outbound::Flush(done));
+        if tokio::time::timeout(OP_TIMEOUT, queued).await.is_ok() {
+            let _ = tokio::time::timeout(OP_TIMEOUT * 2, flushed).await;
+        }
     }
 
     /// Gives up `name` and tells the other instances it left. If Redis is
@@ -586,20 +610,28 @@ async fn supervise(node: Arc<Node>, ready: Arc<Notify>) {
 /// everything queued at once in one pipeline: one round trip per batch
 /// instead of one per event, so that the outbox drains as fast as Redis
 /// takes commands rather than at one event per round trip.
-async fn publish(node: Arc<Node>, mut rx: mpsc::Receiver<(String, String)>) {
+async fn publish(node: Arc<Node>, mut rx: mpsc::Receiver<Outbound>) {
     const BATCH: usize = 256;
     let mut conn = node.conn.clone();
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if node.is_up() {
-            let mut pipe = redis::pipe();
-            for (channel, payload) in &batch {
-                pipe.publish(channel, payload).ignore();
+        let mut pipe = redis::pipe();
+        let mut flushes = Vec::new();
+        for item in batch.drain(..) {
+            match item {
+                Outbound::Publish(channel, payload) => {
+                    pipe.publish(channel, payload).ignore();
+                }
+                Outbound::Flush(done) => flushes.push(done),
             }
+        }
+        if node.is_up() && pipe.cmd_iter().next().is_some() {
             if let Err(e) = within(pipe.query_async::<()>(&mut conn)).await {
                 node.mark_down(&e);
             }
         }
-        batch.clear();
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }

@@ -57,6 +57,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use wsproto_core::handshake::DeflateConfig;
 use wsproto_core::{Accept, Request};
 use wsproto_tokio::upgrade::{Upgrade, UpgradedStream};
@@ -118,6 +119,8 @@ struct Server {
     private: Arc<Room>,
     cluster: Option<Arc<Node>>,
     shutdown: Shutdown,
+    /// The WebSocket routes' tasks.
+    tasks: TaskTracker,
 }
 
 type Body = Full<Bytes>;
@@ -161,6 +164,7 @@ pub async fn serve_cluster_until(
         cluster,
         limits,
         shutdown: Shutdown::new(),
+        tasks: TaskTracker::new(),
     });
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -182,14 +186,23 @@ pub async fn serve_cluster_until(
         });
     }
     drop(listener);
-    Ok(server
+    let deadline = tokio::time::Instant::now() + server.limits.shutdown_grace;
+    let report = server
         .shutdown
         .close_all(
             CloseCode::Away,
             "server shutting down",
             server.limits.shutdown_grace,
         )
-        .await)
+        .await;
+    // The routes end their connections' lives (leaves, names given back);
+    // then what they queued for other instances goes out.
+    server.tasks.close();
+    let _ = tokio::time::timeout_at(deadline, server.tasks.wait()).await;
+    if let Some(cluster) = &server.cluster {
+        cluster.flush().await;
+    }
+    Ok(report)
 }
 
 fn route(server: Arc<Server>, req: HttpRequest<Incoming>) -> HttpResponse<Body> {
@@ -258,13 +271,18 @@ fn upgrade(
         deflate: server.limits.deflate,
         ..Config::default()
     };
-    upgrade.on_upgrade(Accept::default(), config, move |ws| async move {
-        server.shutdown.track(&ws);
-        match route {
-            Route::Echo => echo(ws).await,
-            Route::Group => group_chat(server, ws, &request).await,
-            Route::Private(user) => private_chat(server, ws, user).await,
-        }
+    let tasks = server.tasks.clone();
+    upgrade.on_upgrade(Accept::default(), config, move |ws| {
+        // Tracked so that a shutdown waits for each route's cleanup (its
+        // leave announced, its name given back), not only for the socket.
+        tasks.track_future(async move {
+            server.shutdown.track(&ws);
+            match route {
+                Route::Echo => echo(ws).await,
+                Route::Group => group_chat(server, ws, &request).await,
+                Route::Private(user) => private_chat(server, ws, user).await,
+            }
+        })
     })
 }
 

@@ -432,3 +432,61 @@ async fn unreachable_redis_at_start_is_a_clear_error() {
     assert!(stderr.contains("cannot use Redis"), "{stderr}");
     assert!(output.stdout.is_empty(), "{:?}", output.stdout);
 }
+
+#[tokio::test]
+async fn the_redis_url_can_come_from_the_environment() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new(env!("CARGO_BIN_EXE_wsproto-chat"))
+            .args(["--addr", "127.0.0.1:0"])
+            .env("WSPROTO_CHAT_REDIS", &url)
+            .output(),
+    )
+    .await
+    .expect("exits promptly")
+    .unwrap();
+    // Asked for Redis through the variable, it refuses to start without it.
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot use Redis at {url}")),
+        "{stderr}"
+    );
+}
+
+/// A rolling restart: SIGTERM closes the instance's users with 1001 and
+/// gives their names back at once (not after the presence ttl), so they
+/// can log in again on the other instance right away.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_with_1001_and_frees_the_names_at_once() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    // A long ttl: names coming back in time can only be their release.
+    let a = Instance::start(&redis, "60").await;
+    let mut b = Instance::start(&redis, "60").await;
+    let mut ann = a.open("/ws/chat?name=ann").await;
+    presence(&mut ann, &["ann"]).await;
+    let mut bob = b.open("/ws/chat?name=bob").await;
+    presence(&mut bob, &["ann", "bob"]).await;
+
+    let pid = b.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    expect_close(&mut bob, CloseCode::Away).await;
+    let status = tokio::time::timeout(Duration::from_secs(10), b.child.wait())
+        .await
+        .expect("the instance exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(event_of(&mut ann, "leave").await["name"], "bob");
+    // Well before the 60 s ttl, bob is welcome on the remaining instance.
+    let mut again = a.open("/ws/chat?name=bob").await;
+    presence(&mut again, &["ann", "bob"]).await;
+}
