@@ -186,11 +186,6 @@ impl Cluster {
         })
     }
 
-    /// This instance's id, as stored in the name keys.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Starts publishing and subscribing for `group` and `private`; returns
     /// once subscribed and synchronised (or after a few seconds anyway).
     pub(crate) async fn start(self, group: Arc<Room>, private: Arc<Room>) -> Arc<Node> {
@@ -279,6 +274,10 @@ impl Node {
     }
 
     fn send(&self, channel: String, event: Event) -> bool {
+        // Down: dropped, see OUTBOX_LEN.
+        if !self.is_up() {
+            return false;
+        }
         let envelope = Envelope {
             origin: self.id.clone(),
             event,
@@ -286,12 +285,10 @@ impl Node {
         let Ok(payload) = serde_json::to_string(&envelope) else {
             return false;
         };
-        // Full or down: dropped, see OUTBOX_LEN.
-        self.is_up()
-            && self
-                .outbox
-                .try_send(Outbound::Publish(channel, payload))
-                .is_ok()
+        // Full: dropped, see OUTBOX_LEN.
+        self.outbox
+            .try_send(Outbound::Publish(channel, payload))
+            .is_ok()
     }
 
     /// Claims `name` across the cluster.

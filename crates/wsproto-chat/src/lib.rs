@@ -363,17 +363,9 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
     let (mut reader, writer) = ws.split();
     let member = start_writer(writer);
     let name = protocol::query_param(request.query(), "name").unwrap_or_default();
-    if let Err(why) = validate_name(&name).and_then(|()| server.group.join(&name, member.clone())) {
+    if let Err(why) = enter(&server, Chat::Group, &name, &member).await {
         return refuse(&member, &mut reader, why).await;
     }
-    if let Err(why) = claim(&server, Chat::Group, &name, &member).await {
-        return refuse(&member, &mut reader, why).await;
-    }
-    server
-        .group
-        .broadcast(&ServerEvent::Join { name: name.clone() }, Some(&name))
-        .await;
-    server.group.announce_presence().await;
     loop {
         let next = tokio::select! {
             next = reader.next() => next,
@@ -400,58 +392,64 @@ async fn group_chat(server: Arc<Server>, ws: Ws, request: &Request) {
             Some(Err(_)) | None => break,
         }
     }
-    // Also when a sender found us too slow and removed us already: the
-    // leave is announced here, once.
-    server.group.leave(&name, &member);
-    if let Some(cluster) = &server.cluster {
-        cluster.release(Chat::Group, &name).await;
-    }
-    server
-        .group
-        .broadcast(&ServerEvent::Leave { name }, None)
-        .await;
-    server.group.announce_presence().await;
+    exit(&server, Chat::Group, name, &member).await;
 }
 
-/// Claims a name the room just accepted across the cluster too, and tells
-/// the other instances about the join; a name taken elsewhere is given up
-/// here as well.
-async fn claim(server: &Server, chat: Chat, name: &str, member: &Member) -> Result<(), String> {
-    let Some(cluster) = &server.cluster else {
-        return Ok(());
-    };
-    match cluster.claim(chat, name).await {
-        Claim::Owned => cluster.joined(chat, name),
-        // Redis is down: the user chats locally, the name is claimed (or
-        // found taken) on reconnection.
-        Claim::Unavailable => {}
-        Claim::Taken => {
-            let room = match chat {
-                Chat::Group => &server.group,
-                Chat::Private => &server.private,
-            };
-            room.leave(name, member);
-            return Err(taken(name));
+impl Server {
+    fn room(&self, chat: Chat) -> &Room {
+        match chat {
+            Chat::Group => &self.group,
+            Chat::Private => &self.private,
         }
     }
+}
+
+/// Logs `member` in as `name`: the room takes the name (and, with a
+/// cluster, every instance does), the others hear of the join.
+async fn enter(server: &Server, chat: Chat, name: &str, member: &Member) -> Result<(), String> {
+    let room = server.room(chat);
+    validate_name(name).and_then(|()| room.join(name, member.clone()))?;
+    if let Some(cluster) = &server.cluster {
+        match cluster.claim(chat, name).await {
+            Claim::Owned => cluster.joined(chat, name),
+            // Redis is down: the user chats locally, the name is claimed
+            // (or found taken) on reconnection.
+            Claim::Unavailable => {}
+            Claim::Taken => {
+                room.leave(name, member);
+                return Err(taken(name));
+            }
+        }
+    }
+    room.broadcast(
+        &ServerEvent::Join {
+            name: name.to_string(),
+        },
+        Some(name),
+    )
+    .await;
+    room.announce_presence().await;
     Ok(())
+}
+
+/// Logs `member` out; also when a sender found it too slow and removed it
+/// already, so that the leave is announced here, once.
+async fn exit(server: &Server, chat: Chat, name: String, member: &Member) {
+    let room = server.room(chat);
+    room.leave(&name, member);
+    if let Some(cluster) = &server.cluster {
+        cluster.release(chat, &name).await;
+    }
+    room.broadcast(&ServerEvent::Leave { name }, None).await;
+    room.announce_presence().await;
 }
 
 async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
     let (mut reader, writer) = ws.split();
     let member = start_writer(writer);
-    if let Err(why) = validate_name(&user).and_then(|()| server.private.join(&user, member.clone()))
-    {
+    if let Err(why) = enter(&server, Chat::Private, &user, &member).await {
         return refuse(&member, &mut reader, why).await;
     }
-    if let Err(why) = claim(&server, Chat::Private, &user, &member).await {
-        return refuse(&member, &mut reader, why).await;
-    }
-    server
-        .private
-        .broadcast(&ServerEvent::Join { name: user.clone() }, Some(&user))
-        .await;
-    server.private.announce_presence().await;
     loop {
         let next = tokio::select! {
             next = reader.next() => next,
@@ -472,15 +470,7 @@ async fn private_chat(server: Arc<Server>, ws: Ws, user: String) {
             member.offer(ServerEvent::error(why).to_message());
         }
     }
-    server.private.leave(&user, &member);
-    if let Some(cluster) = &server.cluster {
-        cluster.release(Chat::Private, &user).await;
-    }
-    server
-        .private
-        .broadcast(&ServerEvent::Leave { name: user }, None)
-        .await;
-    server.private.announce_presence().await;
+    exit(&server, Chat::Private, user, &member).await;
 }
 
 /// Checks one private message from `user` and hands it to its recipient.

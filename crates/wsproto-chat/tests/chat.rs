@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsproto_tokio::{CloseCode, MaybeTlsStream, Message, WebSocketStream};
+use wsproto_tokio::{CloseCode, Message};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+mod common;
+use common::{event, event_of, expect_close, presence, send, Ws};
 
 async fn start() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -26,52 +27,6 @@ async fn open(addr: SocketAddr, path: &str) -> Ws {
         .await
         .unwrap()
         .0
-}
-
-/// The next JSON event, within 5 s.
-async fn event(ws: &mut Ws) -> Value {
-    let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .expect("no event within 5 s");
-    let Some(message) = message else {
-        panic!("connection ended: {:?}", ws.close_frame());
-    };
-    let message = message.unwrap();
-    serde_json::from_str(message.as_text().expect("text")).unwrap()
-}
-
-/// Skips events until one of type `kind`.
-async fn event_of(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let e = event(ws).await;
-        if e["type"] == kind {
-            return e;
-        }
-    }
-}
-
-/// Waits until the presence list is exactly `users`.
-async fn presence(ws: &mut Ws, users: &[&str]) {
-    loop {
-        let e = event_of(ws, "presence").await;
-        if e["users"] == json!(users) {
-            return;
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, text: impl Into<String>) {
-    ws.send(Message::text(text.into())).await.unwrap();
-}
-
-/// Expects the server to end the connection with `code`.
-async fn expect_close(ws: &mut Ws, code: CloseCode) {
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
-    assert!(end.is_ok(), "connection not closed");
-    assert_eq!(ws.close_frame().map(|f| f.code), Some(code));
 }
 
 #[tokio::test]

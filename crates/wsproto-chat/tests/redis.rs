@@ -12,14 +12,14 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use wsproto_tokio::{CloseCode, MaybeTlsStream, Message, WebSocketStream};
+use wsproto_tokio::CloseCode;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+mod common;
+use common::{address_from, event, event_of, expect_close, presence, send, Ws};
 
 /// A `redis-server` on loopback, killed on drop.
 struct Redis {
@@ -113,10 +113,7 @@ impl Instance {
             .expect("the server prints its address")
             .unwrap()
             .unwrap_or_else(|| panic!("no address; stderr: {:?}", stderr.lock().unwrap()));
-        let addr = first
-            .strip_prefix("wsproto chat on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_string();
+        let addr = address_from(&first);
         // Keep stdout drained so the server never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Instance {
@@ -137,64 +134,6 @@ impl Instance {
         let lines = self.stderr.lock().unwrap();
         lines.iter().filter(|l| l.contains(needle)).count()
     }
-}
-
-/// The next JSON event, within 5 s.
-async fn event(ws: &mut Ws) -> Value {
-    let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .expect("no event within 5 s");
-    let Some(message) = message else {
-        panic!("connection ended: {:?}", ws.close_frame());
-    };
-    let message = message.unwrap();
-    serde_json::from_str(message.as_text().expect("text")).unwrap()
-}
-
-/// Skips events until one of type `kind`.
-async fn event_of(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let e = event(ws).await;
-        if e["type"] == kind {
-            return e;
-        }
-    }
-}
-
-/// Waits (5 s at most) until the presence list is exactly `users`.
-async fn presence(ws: &mut Ws, users: &[&str]) {
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let Some(Ok(message)) = ws.next().await else {
-                return false;
-            };
-            let e: Value = serde_json::from_str(message.as_text().expect("text")).unwrap();
-            if e["type"] == "presence" && e["users"] == json!(users) {
-                return true;
-            }
-            seen.push(e);
-        }
-    })
-    .await;
-    assert!(
-        found == Ok(true),
-        "presence {users:?} not seen; instead: {seen:?}"
-    );
-}
-
-async fn send(ws: &mut Ws, text: impl Into<String>) {
-    ws.send(Message::text(text.into())).await.unwrap();
-}
-
-/// Expects the server to end the connection with `code`.
-async fn expect_close(ws: &mut Ws, code: CloseCode) {
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
-    assert!(end.is_ok(), "connection not closed");
-    assert_eq!(ws.close_frame().map(|f| f.code), Some(code));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use wsproto_tokio::CloseCode;
 
+mod common;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_every_websocket_with_1001() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_wsproto-chat"))
@@ -25,10 +27,7 @@ async fn sigterm_closes_every_websocket_with_1001() {
         .expect("the server prints its address")
         .unwrap()
         .unwrap();
-    let addr = first
-        .strip_prefix("wsproto chat on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
+    let addr = common::address_from(&first);
 
     let mut clients = Vec::new();
     for path in [
