@@ -14,6 +14,8 @@ use wsproto_core::HandshakeError;
 use wsproto_std::{ClientRequest, CloseCode, Config, Error, Message, Proxy};
 use wsproto_testkit::{trusting, Mode, Pki, TestProxy, ALADDIN};
 
+mod common;
+
 /// A ws:// echo server built on the crate's own `accept`.
 fn echo_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -218,27 +220,7 @@ fn no_proxy_connects_directly() {
 /// A self-signed certificate for `localhost` and a wss:// echo server using it.
 fn wss_server() -> (SocketAddr, CertificateDer<'static>) {
     let pki = Pki::localhost();
-    let config = pki.server_config();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(tcp) = tcp else { continue };
-            let config = config.clone();
-            thread::spawn(move || {
-                let conn = rustls::ServerConnection::new(config).unwrap();
-                let Ok(mut ws) = wsproto_std::accept(rustls::StreamOwned::new(conn, tcp)) else {
-                    return;
-                };
-                while let Ok(message) = ws.read() {
-                    if ws.send(message).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, pki.cert)
+    (common::wss_echo_server(&pki, Config::default()), pki.cert)
 }
 
 #[test]

@@ -4,12 +4,13 @@
 //! refused.
 #![cfg(feature = "rustls")]
 
-use std::net::{SocketAddr, TcpListener};
-use std::thread;
+use std::net::SocketAddr;
 
 use rustls::pki_types::CertificateDer;
 use wsproto_std::{ClientRequest, CloseCode, Config, Error, Message};
 use wsproto_testkit::{trusting, Pki};
+
+mod common;
 
 fn big() -> Config {
     Config {
@@ -22,30 +23,7 @@ fn big() -> Config {
 /// A self-signed certificate for `localhost` and a wss:// echo server using it.
 fn wss_server() -> (SocketAddr, CertificateDer<'static>) {
     let pki = Pki::localhost();
-    let config = pki.server_config();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(tcp) = tcp else { continue };
-            let config = config.clone();
-            thread::spawn(move || {
-                let conn = rustls::ServerConnection::new(config).unwrap();
-                let tls = rustls::StreamOwned::new(conn, tcp);
-                let Ok(mut ws) =
-                    wsproto_std::accept_with(tls, big(), |_| Ok(wsproto_std::Accept::default()))
-                else {
-                    return; // the client refused our certificate
-                };
-                while let Ok(message) = ws.read() {
-                    if ws.send(message).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, pki.cert)
+    (common::wss_echo_server(&pki, big()), pki.cert)
 }
 
 #[test]

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use wsproto_core::{ClientHandshake, Status};
-use wsproto_tokio::{ClientRequest, Config, Message};
+use tokio::net::TcpListener;
+use wsproto_tokio::{Config, Message};
+
+mod common;
 
 /// Resident memory of this process, in bytes (Linux).
 fn resident() -> Option<usize> {
@@ -19,27 +19,12 @@ fn resident() -> Option<usize> {
     Some(pages * 4096)
 }
 
-/// Opens a WebSocket to `addr` over a raw socket that will never be read.
-async fn deaf_peer(addr: std::net::SocketAddr) -> TcpStream {
-    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
-    let mut hs = ClientHandshake::new(&request, Config::default());
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(hs.request_bytes()).await.unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = tcp.read(&mut buf).await.unwrap();
-        assert!(n > 0);
-        if let Status::Complete(_) = hs.receive(&buf[..n]).unwrap() {
-            return tcp;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stops_reading_stops_the_sender() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let peer = tokio::spawn(deaf_peer(addr));
+    // A peer that completes the handshake and never reads.
+    let peer = tokio::spawn(async move { common::raw_client(addr, &[]).await });
     let (tcp, _) = listener.accept().await.unwrap();
     let config = Config {
         deflate: None,

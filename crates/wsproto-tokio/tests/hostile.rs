@@ -9,8 +9,10 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsproto_core::frame::MAX_HEADER_LEN;
-use wsproto_core::{ClientHandshake, FrameHeader, OpCode, ProtocolError, Status};
-use wsproto_tokio::{Accept, ClientRequest, Config, Error};
+use wsproto_core::{FrameHeader, OpCode, ProtocolError};
+use wsproto_tokio::{Accept, Config, Error};
+
+mod common;
 
 /// A server that accepts one connection with `config`, reads it to the
 /// end, and returns how it ended.
@@ -31,18 +33,7 @@ async fn one_shot_server(
 }
 
 async fn handshaken(addr: SocketAddr) -> TcpStream {
-    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
-    let mut hs = ClientHandshake::new(&request, Config::default());
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(hs.request_bytes()).await.unwrap();
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = tcp.read(&mut buf).await.unwrap();
-        assert!(n > 0);
-        if let Status::Complete(_) = hs.receive(&buf[..n]).unwrap() {
-            return tcp;
-        }
-    }
+    common::raw_client(addr, &[]).await.0
 }
 
 /// Reads until EOF and returns the close code of the first close frame seen.

@@ -6,10 +6,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsproto_core::{ClientHandshake, Connection, Event, Status};
+use wsproto_core::{Connection, Event};
 use wsproto_tokio::{
     Accept, ClientRequest, CloseCode, Config, Error, Message, Reject, Role, WebSocketStream,
 };
+
+mod common;
 
 /// Limits raised for the 1 MiB echoes.
 fn big() -> Config {
@@ -151,24 +153,8 @@ struct RawClient {
 
 impl RawClient {
     async fn connect(addr: SocketAddr, pipelined: &[u8]) -> RawClient {
-        let request = ClientRequest::new(&url(addr, "/")).unwrap();
-        let mut hs = ClientHandshake::new(&request, Config::default());
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
-        let mut first = hs.request_bytes().to_vec();
-        first.extend_from_slice(pipelined);
-        tcp.write_all(&first).await.unwrap(); // request and frames in one write
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = tcp.read(&mut buf).await.unwrap();
-            assert!(n > 0, "server closed during handshake");
-            if let Status::Complete(_) = hs.receive(&buf[..n]).unwrap() {
-                break;
-            }
-        }
-        RawClient {
-            tcp,
-            conn: hs.into_connection().unwrap(),
-        }
+        let (tcp, conn) = common::raw_client(addr, pipelined).await;
+        RawClient { tcp, conn }
     }
 
     async fn flush(&mut self) {

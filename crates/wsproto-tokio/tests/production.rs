@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use wsproto_core::{ClientHandshake, Connection, Event, Status};
+use wsproto_core::Event;
 use wsproto_tokio::{
     Accept, ClientRequest, CloseCode, Config, Error, Message, Role, Shutdown, State,
     WebSocketStream,
 };
+
+mod common;
+use common::raw_client;
 
 /// Raised limits and no compression: these tests are about the adapter.
 fn plain() -> Config {
@@ -84,23 +87,6 @@ async fn client(
         .await
         .unwrap()
         .0
-}
-
-/// A client driven by the core over a raw socket that reads only when told.
-async fn raw_client(addr: SocketAddr) -> (TcpStream, Connection) {
-    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
-    let mut hs = ClientHandshake::new(&request, Config::default());
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(hs.request_bytes()).await.unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = tcp.read(&mut buf).await.unwrap();
-        assert!(n > 0, "server closed during handshake");
-        if let Status::Complete(_) = hs.receive(&buf[..n]).unwrap() {
-            break;
-        }
-    }
-    (tcp, hs.into_connection().unwrap())
 }
 
 // ----- cancel safety ---------------------------------------------------------
@@ -394,7 +380,7 @@ async fn close_refuses_codes_and_reasons_that_cannot_be_sent() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = tokio::spawn(async move {
-        let (mut tcp, mut conn) = raw_client(addr).await;
+        let (mut tcp, mut conn) = raw_client(addr, &[]).await;
         let mut buf = [0u8; 4096];
         loop {
             if let Some(event) = conn.poll_event().unwrap() {
@@ -477,7 +463,7 @@ async fn shutdown_closes_every_connection_with_1001_and_waits() {
         }));
     }
     // ...and one that reads the close frame but never answers it.
-    let (mut mute, mut mute_conn) = raw_client(addr).await;
+    let (mut mute, mut mute_conn) = raw_client(addr, &[]).await;
     let mute = tokio::spawn(async move {
         let mut buf = [0u8; 1024];
         loop {

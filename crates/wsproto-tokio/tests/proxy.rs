@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use wsproto_core::HandshakeError;
 use wsproto_testkit::{trusting, Mode, Pki, TestProxy, ALADDIN};
 use wsproto_tokio::{ClientRequest, CloseCode, Config, Error, Message, Proxy};
+
+mod common;
 
 /// A ws:// echo server built on the crate's own `accept`.
 async fn echo_server() -> SocketAddr {
@@ -247,37 +248,10 @@ async fn no_proxy_connects_directly() {
     assert_eq!(proxy.tunnels(), 0);
 }
 
-/// A wss:// echo server: TLS through tokio-rustls, then `accept`.
-async fn wss_server(pki: &Pki) -> SocketAddr {
-    let acceptor = TlsAcceptor::from(pki.server_config());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut ws) = wsproto_tokio::accept(tls).await else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.next().await {
-                    if ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn wss_through_the_proxy_checks_the_servers_name() {
     let pki = Pki::localhost();
-    let server = wss_server(&pki).await;
+    let server = common::wss_echo_server(&pki, Config::default()).await;
     let proxy = TestProxy::start(Some(ALADDIN), Mode::Tunnel);
     let proxy_url = format!("http://Aladdin:open%20sesame@{}", proxy.addr);
     // The proxy is reached as 127.0.0.1; TLS inside the tunnel is for

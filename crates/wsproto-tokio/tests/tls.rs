@@ -4,14 +4,14 @@
 //! having: an untrusted certificate and a wrong host name are refused.
 #![cfg(feature = "rustls")]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use wsproto_testkit::{trusting, Pki};
 use wsproto_tokio::{ClientRequest, CloseCode, Config, Error, Message};
+
+mod common;
 
 fn big() -> Config {
     Config {
@@ -21,44 +21,10 @@ fn big() -> Config {
     }
 }
 
-/// A wss:// echo server: TLS through tokio-rustls, then `accept`.
-async fn wss_server(pki: &Pki) -> SocketAddr {
-    let acceptor = TlsAcceptor::from(pki.server_config());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return; // the client refused our certificate
-                };
-                let Ok(mut ws) =
-                    wsproto_tokio::accept_with(
-                        tls,
-                        big(),
-                        |_| Ok(wsproto_tokio::Accept::default()),
-                    )
-                    .await
-                else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.next().await {
-                    if ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn wss_echo_with_a_trusted_certificate() {
     let pki = Pki::localhost();
-    let addr = wss_server(&pki).await;
+    let addr = common::wss_echo_server(&pki, big()).await;
     let request = ClientRequest::new(&format!("wss://localhost:{}/echo", addr.port())).unwrap();
     let (mut ws, response) = wsproto_tokio::connect_tls(&request, big(), trusting(&pki.cert))
         .await
@@ -100,7 +66,7 @@ fn assert_tls_refused(result: Result<wsproto_tokio::Connected, Error>, what: &st
 #[tokio::test]
 async fn untrusted_certificates_and_wrong_names_are_refused() {
     let pki = Pki::localhost();
-    let addr = wss_server(&pki).await;
+    let addr = common::wss_echo_server(&pki, big()).await;
     // The default configuration (webpki roots) does not trust a
     // self-signed certificate.
     assert_tls_refused(
