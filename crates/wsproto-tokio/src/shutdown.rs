@@ -1,7 +1,6 @@
 //! [`Shutdown`]: closing every connection of a server with 1001 (going
 //! away) and waiting, up to a deadline, for their close handshakes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -20,7 +19,6 @@ pub(crate) trait Closing: Send + Sync {
 #[derive(Default)]
 pub(crate) struct Registry {
     connections: Mutex<Tracked>,
-    started: AtomicBool,
     /// Woken whenever a tracked connection finishes or is dropped.
     pub(crate) changed: Notify,
 }
@@ -35,6 +33,8 @@ struct Tracked {
     /// Set once `close_all` started: connections tracked later are closed
     /// right away with it.
     closing: Option<(CloseCode, String)>,
+    /// Connections tracked after `close_all` started.
+    late: usize,
 }
 
 /// Graceful shutdown for a server: register each connection with
@@ -126,6 +126,7 @@ impl Shutdown {
         let mut tracked = self.lock();
         if let Some((code, reason)) = &tracked.closing {
             connection.start_close(*code, reason);
+            tracked.late += 1;
         }
         tracked.list.push(Arc::downgrade(&connection));
         if tracked.list.len() >= 2 * tracked.swept_len.max(64) {
@@ -137,7 +138,7 @@ impl Shutdown {
     /// Whether [`close_all`](Self::close_all) has been called: an accept
     /// loop can stop taking connections.
     pub fn is_started(&self) -> bool {
-        self.registry.started.load(Ordering::Acquire)
+        self.lock().closing.is_some()
     }
 
     /// How many tracked connections are not finished yet.
@@ -162,7 +163,6 @@ impl Shutdown {
             } else {
                 (CloseCode::Away, String::new())
             };
-        self.registry.started.store(true, Ordering::Release);
         let connections = {
             let mut tracked = self.lock();
             tracked.closing = Some((code, reason.clone()));
@@ -186,7 +186,7 @@ impl Shutdown {
                 break;
             }
         }
-        let total = connections.max(self.lock().list.len());
+        let total = connections + self.lock().late;
         let mut abandoned = 0;
         for connection in self.live() {
             if !connection.is_finished() {
