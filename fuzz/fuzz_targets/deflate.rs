@@ -12,7 +12,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use wsproto_core::handshake::{DeflateConfig, DeflateParams};
-use wsproto_core::{ChaChaSource, Config, Connection, Event, Message};
+use wsproto_core::{ChaChaSource, Config, Connection, Event};
+
+mod common;
 
 const MAX_MESSAGE: usize = 4096;
 
@@ -66,28 +68,12 @@ fn hostile_frames(bits: u8, mut input: &[u8]) {
     }
 }
 
-fn round_trip(bits: u8, mut input: &[u8]) {
-    let Some((&control, tail)) = input.split_first() else {
+fn round_trip(bits: u8, input: &[u8]) {
+    let Some((&control, input)) = input.split_first() else {
         return;
     };
-    input = tail;
-    let mut messages = Vec::new();
-    while let Some((&kind, tail)) = input.split_first() {
-        let (&len, tail) = tail.split_first().unwrap_or((&0, &[]));
-        let len = usize::from(len).min(tail.len());
-        let (body, tail) = tail.split_at(len);
-        input = tail;
-        // Repeat the body so that compression finds something to do.
-        let body = body.repeat(usize::from(kind >> 4) + 1);
-        let message = if kind & 1 == 0 {
-            Message::binary(body)
-        } else {
-            Message::text(String::from_utf8_lossy(&body).into_owned())
-        };
-        if message.len() <= MAX_MESSAGE {
-            messages.push(message);
-        }
-    }
+    let mut messages = common::messages(input, true);
+    messages.retain(|m| m.len() <= MAX_MESSAGE);
     let threshold = usize::from(control & 0x0f);
     let chunk = usize::from(control >> 4) + 1;
     let mut client = Connection::client(config(threshold), Box::new(ChaChaSource::from_seed([3; 32])))
@@ -96,21 +82,8 @@ fn round_trip(bits: u8, mut input: &[u8]) {
     let mut got = Vec::new();
     for m in &messages {
         client.send(m.clone()).expect("send");
-        let mut wire = Vec::new();
-        while let Some(out) = client.poll_transmit() {
-            wire.extend_from_slice(out);
-            let n = out.len();
-            client.advance(n);
-        }
-        for piece in wire.chunks(chunk) {
-            server.receive(piece);
-            while let Some(event) = server.poll_event().expect("valid input") {
-                match event {
-                    Event::Message(m) => got.push(m),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        }
+        let wire = common::transmit(&mut client);
+        common::deliver(&mut server, &wire, chunk, &mut got);
     }
     assert_eq!(got, messages);
 }
