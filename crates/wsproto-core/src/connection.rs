@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::error::{Error, ProtocolError};
 use crate::frame::MAX_CONTROL_PAYLOAD;
 use crate::frame::{
-    encode_frame_rsv, encode_header, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step, RSV1,
+    encode_frame_rsv, encode_header, Frame, FrameDecoder, FrameHeader, OpCode, Role, Step,
+    Unmasker, RSV1,
 };
 use crate::message::{Message, Utf8Bytes, Utf8Validator};
 use crate::random::RandomSource;
@@ -96,7 +97,10 @@ pub struct Connection {
     role: Role,
     config: Config,
     decoder: FrameDecoder,
+    /// Received bytes; payloads in it are unmasked up to the unmasker's
+    /// mark, and after it by the decoder.
     rx: BytesMut,
+    unmasker: Unmasker,
     tx: TxQueue,
     random: Option<Box<dyn RandomSource>>,
 
@@ -173,6 +177,7 @@ impl Connection {
         Connection {
             role,
             decoder: FrameDecoder::new(role, 0, config.max_frame_size),
+            unmasker: Unmasker::new(role == Role::Server, !leftover.is_empty()),
             rx: leftover,
             tx: TxQueue::default(),
             random,
@@ -305,7 +310,7 @@ impl Connection {
             };
             self.rx.reserve(room);
         }
-        self.rx.extend_from_slice(data);
+        self.unmasker.extend(&mut self.rx, data);
         // Only bytes are a sign of life (adapters hand over an empty
         // leftover after an upgrade).
         self.rx_activity |= !data.is_empty();
@@ -333,9 +338,20 @@ impl Connection {
             return Ok(None);
         }
         loop {
-            let step = match self.decoder.step(&mut self.rx) {
+            let before = self.rx.len();
+            let step = self
+                .decoder
+                .step_premasked(&mut self.rx, self.unmasker.done());
+            self.unmasker.consumed(before.saturating_sub(self.rx.len()));
+            let step = match step {
                 Ok(Status::Complete(step)) => step,
-                Ok(Status::Partial) => return Ok(None),
+                Ok(Status::Partial) => {
+                    // Everything buffered is parsed and unmasked: the
+                    // unmasker can copy the next input unmasking as it goes.
+                    self.unmasker
+                        .sync(self.decoder.payload_progress(), self.rx.len());
+                    return Ok(None);
+                }
                 Err(e) => return Err(self.fail(e)),
             };
             self.rx_activity = true;
@@ -453,6 +469,7 @@ impl Connection {
                 let close = parse_close(payload)?;
                 self.close_received = true;
                 self.rx.clear();
+                self.unmasker.reset();
                 if !self.close_sent {
                     // Echo the code (RFC 6455 section 5.5.1); an empty close
                     // is answered with an empty close.
@@ -527,6 +544,7 @@ impl Connection {
     fn fail(&mut self, e: ProtocolError) -> Error {
         self.failed = true;
         self.rx.clear();
+        self.unmasker.reset();
         #[cfg(feature = "deflate")]
         {
             self.inflated = alloc::vec::Vec::new();
@@ -908,6 +926,7 @@ impl Connection {
     fn abort(&mut self) {
         self.timed_out = true;
         self.rx.clear();
+        self.unmasker.reset();
         self.tx.clear();
     }
 }

@@ -207,6 +207,11 @@ impl Utf8Validator {
             }
             data = &data[take..];
         }
+        // The common case, all valid, through the faster check that only
+        // says yes or no; the one that says where is for the rest.
+        if simdutf8::basic::from_utf8(data).is_ok() {
+            return Ok(());
+        }
         match simdutf8::compat::from_utf8(data) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {

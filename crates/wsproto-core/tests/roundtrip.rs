@@ -31,19 +31,61 @@ fn item() -> impl Strategy<Value = Item> {
 /// Feeds `wire` to `receiver` in chunks of the given sizes (cycled), polling
 /// after each chunk, and returns every event.
 fn feed_in_chunks(receiver: &mut Connection, wire: &[u8], chunks: &[usize]) -> Vec<Event> {
-    let mut events = Vec::new();
+    feed(receiver, wire, chunks, &[Way::Receive], 1)
+        .into_iter()
+        .map(|event| event.expect("valid input"))
+        .collect()
+}
+
+/// How a chunk reaches the connection: copied by `receive` (which unmasks
+/// as it copies), or appended to `read_buf` as an adapter reading straight
+/// into it does (unmasked in place later).
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    Receive,
+    ReadBuf,
+}
+
+fn way() -> impl Strategy<Value = Way> {
+    prop_oneof![Just(Way::Receive), Just(Way::ReadBuf)]
+}
+
+/// Feeds `wire` in chunks of the given sizes, each the given way (both
+/// cycled), polling after every `poll_every` chunks (so several frames can
+/// wait unparsed), and returns every result up to the first error.
+fn feed(
+    receiver: &mut Connection,
+    wire: &[u8],
+    chunks: &[usize],
+    ways: &[Way],
+    poll_every: usize,
+) -> Vec<Result<Event, String>> {
+    let mut results = Vec::new();
     let mut pos = 0;
     let mut i = 0;
     while pos < wire.len() {
         let n = chunks[i % chunks.len()].clamp(1, wire.len() - pos);
-        receiver.receive(&wire[pos..pos + n]);
+        let chunk = &wire[pos..pos + n];
+        match ways[i % ways.len()] {
+            Way::Receive => receiver.receive(chunk),
+            Way::ReadBuf => receiver.read_buf().extend_from_slice(chunk),
+        }
         pos += n;
         i += 1;
-        while let Some(event) = receiver.poll_event().expect("valid input") {
-            events.push(event);
+        if i % poll_every == 0 || pos == wire.len() {
+            loop {
+                match receiver.poll_event() {
+                    Ok(Some(event)) => results.push(Ok(event)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        results.push(Err(e.to_string()));
+                        return results;
+                    }
+                }
+            }
         }
     }
-    events
+    results
 }
 
 /// Takes the output as a writev would: all chunks offered, only the next of
@@ -150,6 +192,65 @@ proptest! {
         let mut receiver = Connection::server(Config::default());
         let events = feed_in_chunks(&mut receiver, &wire, &chunks);
         prop_assert_eq!(events, expected);
+    }
+
+    /// A server's input reaches it through `receive` (unmasked as it is
+    /// copied) or straight into `read_buf` (unmasked in place), in any mix
+    /// and any split, with polls after every chunk or only now and then:
+    /// the messages are the same.
+    #[test]
+    fn every_way_in_gives_the_same_messages(
+        items in proptest::collection::vec(item(), 0..10),
+        frame_size in proptest::option::of(prop_oneof![1usize..400, 1000usize..40_000]),
+        chunks in proptest::collection::vec(1usize..70_000, 1..6),
+        ways in proptest::collection::vec(way(), 1..5),
+        poll_every in 1usize..4,
+        seed in any::<[u8; 32]>(),
+    ) {
+        let config = Config { max_send_frame_size: frame_size, ..Config::default() };
+        let random = Box::new(wsproto_core::ChaChaSource::from_seed(seed));
+        let mut sender = Connection::client(config, random);
+        for item in &items {
+            match item {
+                Item::Message(m) => sender.send(m.clone()).unwrap(),
+                Item::Ping(p) => sender.ping(p).unwrap(),
+            }
+        }
+        let wire = drain(&mut sender);
+        let mut receiver = Connection::server(Config::default());
+        let events = feed(&mut receiver, &wire, &chunks, &ways, poll_every);
+        let expected: Vec<Result<Event, String>> = expected_events(&items).into_iter().map(Ok).collect();
+        prop_assert_eq!(events, expected);
+    }
+
+    /// Masked frames with corrupted bytes: whichever way the input comes in,
+    /// the same events and the same error come out.
+    #[test]
+    fn every_way_in_fails_the_same_way(
+        frames in proptest::collection::vec((0u8..16, any::<bool>(), payload_len(), any::<Option<[u8; 4]>>()), 0..6),
+        corruptions in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        chunks in proptest::collection::vec(1usize..5000, 1..6),
+        ways in proptest::collection::vec(way(), 1..5),
+        poll_every in 1usize..4,
+    ) {
+        let mut wire = BytesMut::new();
+        for (opcode, fin, len, key) in &frames {
+            let opcode = OpCode::from_u8(*opcode).unwrap_or(OpCode::Binary);
+            let payload: Vec<u8> = (0..*len).map(|i| (i * 31 % 251) as u8).collect();
+            encode_frame(&mut wire, opcode, *fin, &payload, *key);
+        }
+        for (at, byte) in &corruptions {
+            if !wire.is_empty() {
+                let at = at % wire.len();
+                wire[at] = *byte;
+            }
+        }
+        let config = Config { max_frame_size: 50_000, ..Config::default() };
+        let reference = feed(&mut Connection::server(config.clone()), &wire, &[wire.len().max(1)], &[Way::ReadBuf], 1);
+        let received = feed(&mut Connection::server(config.clone()), &wire, &chunks, &[Way::Receive], poll_every);
+        let mixed = feed(&mut Connection::server(config), &wire, &chunks, &ways, poll_every);
+        prop_assert_eq!(&received, &reference);
+        prop_assert_eq!(&mixed, &reference);
     }
 
     /// Garbage never panics, and every close code the connection sends in

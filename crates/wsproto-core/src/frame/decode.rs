@@ -1,9 +1,11 @@
 //! The incremental frame decoder.
 //!
 //! It keeps its state between calls, so the input may be split at any byte.
-//! Payload bytes are unmasked in place as soon as they arrive, which lets the
-//! connection validate text before the frame is complete, and a complete
-//! payload is split off the receive buffer as a `Bytes` without copying.
+//! Payload bytes are unmasked in place as soon as they arrive (unless a
+//! `Connection` unmasked them as it copied them in: see `unmask`), which
+//! lets the connection validate text before the frame is complete, and a
+//! complete payload is split off the receive buffer as a `Bytes` without
+//! copying.
 
 use bytes::{Buf, Bytes, BytesMut};
 use core::ops::Range;
@@ -93,6 +95,19 @@ impl FrameDecoder {
         }
     }
 
+    /// The payload being decoded, if any: its key, how many of its bytes
+    /// the decoder has seen (and unmasked), and how many are still to come.
+    pub(crate) fn payload_progress(&self) -> Option<(Option<[u8; 4]>, u64, u64)> {
+        match self.state {
+            State::Header => None,
+            State::Payload { header, unmasked } => Some((
+                header.mask,
+                unmasked as u64,
+                header.payload_len.saturating_sub(unmasked as u64),
+            )),
+        }
+    }
+
     /// Whether the decoder is between frames.
     pub fn at_frame_boundary(&self) -> bool {
         matches!(self.state, State::Header)
@@ -102,6 +117,17 @@ impl FrameDecoder {
     /// frame is complete, its payload. [`Status::Partial`] means more input
     /// is needed.
     pub fn step(&mut self, buf: &mut BytesMut) -> Result<Status<Step>, ProtocolError> {
+        self.step_premasked(buf, 0)
+    }
+
+    /// [`step`](Self::step) over a buffer whose first `premasked` bytes are
+    /// headers and payload bytes already unmasked (by the connection's
+    /// `Unmasker`, as it copied them in).
+    pub(crate) fn step_premasked(
+        &mut self,
+        buf: &mut BytesMut,
+        premasked: usize,
+    ) -> Result<Status<Step>, ProtocolError> {
         match self.state {
             State::Header => {
                 let (header, header_len) = match FrameHeader::parse(buf)? {
@@ -121,8 +147,9 @@ impl FrameDecoder {
                 let len = header.payload_len as usize;
                 let available = buf.len().min(len);
                 if let Some(key) = header.mask {
-                    if let Some(newly) = buf.get_mut(unmasked..available) {
-                        apply_mask(newly, key, unmasked);
+                    let from = unmasked.max(premasked);
+                    if let Some(newly) = buf.get_mut(from..available) {
+                        apply_mask(newly, key, from);
                     }
                 }
                 if available == len {

@@ -1,0 +1,248 @@
+//! Unmasking a server's input as it enters the receive buffer.
+//!
+//! Copying input into the buffer and then unmasking each payload in place
+//! passes over every payload byte twice. When large frames come in, the
+//! unmasker follows the frame structure (headers are never masked; it only
+//! needs their lengths and keys) and writes payload bytes unmasked in the
+//! same pass as the copy. It only ever runs ahead of the decoder over bytes
+//! it copied itself: it loses its place at small frames (where one copy of
+//! the whole input and unmasking in place cost less than a copy per frame),
+//! at bytes appended to the buffer another way (an adapter reading straight
+//! into it), and at a header it cannot read; the decoder unmasks everything
+//! past the unmasker's mark in place, as it would without it, and hands the
+//! unmasker its place back whenever it has used up the buffer.
+//!
+//! The unmasker reads only lengths and keys and rejects nothing; the
+//! decoder still parses and checks every header.
+
+use bytes::BytesMut;
+
+use super::header::MAX_HEADER_LEN;
+use super::mask::copy_masked;
+
+/// Payloads at least this long are unmasked as they are copied; below it,
+/// frames are copied together and unmasked in place (per-frame copies would
+/// cost more than the second pass over a few bytes).
+const FUSE_MIN: u64 = 1024;
+
+/// What the unmasker needs from a header.
+#[derive(Debug, Clone, Copy)]
+struct Lengths {
+    /// Length of the header itself.
+    len: usize,
+    payload_len: u64,
+    key: Option<[u8; 4]>,
+}
+
+/// Reads a header's lengths and key from the start of `buf`; `None` if it is
+/// incomplete. Validates nothing (the decoder does); a length with the top
+/// bit set is one the decoder rejects.
+#[inline]
+fn parse(buf: &[u8]) -> Option<Lengths> {
+    let (b1, rest) = match buf {
+        [_, b1, rest @ ..] => (*b1, rest),
+        _ => return None,
+    };
+    let (payload_len, rest) = match b1 & 0x7f {
+        126 => match rest {
+            [a, b, rest @ ..] => (u64::from(u16::from_be_bytes([*a, *b])), rest),
+            _ => return None,
+        },
+        127 => {
+            let (len, rest) = rest.split_first_chunk::<8>()?;
+            (u64::from_be_bytes(*len), rest)
+        }
+        len7 => (u64::from(len7), rest),
+    };
+    let key = if b1 & 0x80 != 0 {
+        Some(*rest.first_chunk::<4>()?)
+    } else {
+        None
+    };
+    let len = buf.len() - rest.len() + if key.is_some() { 4 } else { 0 };
+    Some(Lengths {
+        len,
+        payload_len,
+        key,
+    })
+}
+
+/// Where the unmasker is in the frame structure, at its mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    /// At the start of a header (part of which may be in the buffer).
+    Header,
+    /// Inside a payload.
+    Payload {
+        key: Option<[u8; 4]>,
+        /// Bytes of this payload before the mark.
+        offset: u64,
+        remaining: u64,
+    },
+    /// Bytes it did not copy follow the mark: it waits for the decoder.
+    Lost,
+}
+
+/// Unmasks payloads of large frames as they are copied into a receive
+/// buffer, ahead of the decoder.
+#[derive(Debug, Clone)]
+pub(crate) struct Unmasker {
+    /// Whether frames are masked at all (a client's input is not).
+    enabled: bool,
+    /// How many bytes at the front of the buffer are headers or unmasked
+    /// payload: the decoder unmasks only what follows.
+    done: usize,
+    cursor: Cursor,
+}
+
+impl Unmasker {
+    /// An unmasker for a server's input (`enabled`), or one that only
+    /// copies; `buffered` says whether the buffer already holds bytes it
+    /// did not copy (left over from the handshake).
+    pub(crate) fn new(enabled: bool, buffered: bool) -> Unmasker {
+        Unmasker {
+            enabled,
+            done: 0,
+            cursor: if buffered {
+                Cursor::Lost
+            } else {
+                Cursor::Header
+            },
+        }
+    }
+
+    /// How many bytes at the front of the buffer need no unmasking.
+    pub(crate) fn done(&self) -> usize {
+        self.done
+    }
+
+    /// The buffer was emptied (the connection closed or failed).
+    pub(crate) fn reset(&mut self) {
+        self.done = 0;
+        self.cursor = Cursor::Header;
+    }
+
+    /// The decoder removed `n` bytes from the front of the buffer.
+    pub(crate) fn consumed(&mut self, n: usize) {
+        self.done = self.done.saturating_sub(n);
+    }
+
+    /// The decoder used up the buffer (`buffered` bytes are left in it) and
+    /// is inside the payload `progress` describes, or at a header if `None`.
+    pub(crate) fn sync(&mut self, progress: Option<(Option<[u8; 4]>, u64, u64)>, buffered: usize) {
+        (self.done, self.cursor) = match progress {
+            Some((key, offset, remaining)) => (
+                buffered,
+                Cursor::Payload {
+                    key,
+                    offset,
+                    remaining,
+                },
+            ),
+            None => (0, Cursor::Header),
+        };
+    }
+
+    /// Appends `data` to `buf`, unmasking payload bytes of large frames as
+    /// they are copied.
+    pub(crate) fn extend(&mut self, buf: &mut BytesMut, mut data: &[u8]) {
+        if !self.enabled {
+            buf.extend_from_slice(data);
+            return;
+        }
+        while !data.is_empty() {
+            match self.cursor {
+                Cursor::Header => {
+                    // Part of the header may be in the buffer already (the
+                    // decoder waits for the rest of it there).
+                    let pending = buf.get(self.done..).unwrap_or_default();
+                    let have = pending.len();
+                    let header = if have == 0 {
+                        parse(data)
+                    } else {
+                        let mut head = [0u8; MAX_HEADER_LEN];
+                        let mut filled = 0;
+                        for (slot, byte) in head.iter_mut().zip(pending.iter().chain(data)) {
+                            *slot = *byte;
+                            filled += 1;
+                        }
+                        parse(head.get(..filled).unwrap_or_default())
+                    };
+                    let large = header.filter(|header| header.payload_len >= FUSE_MIN);
+                    // The rest of a large frame's header, if all of it is here.
+                    let split = large.and_then(|header| {
+                        let rest_of_header = header.len.checked_sub(have)?;
+                        Some((header, data.split_at_checked(rest_of_header)?))
+                    });
+                    match split {
+                        Some((header, (head, rest))) => {
+                            buf.extend_from_slice(head);
+                            data = rest;
+                            self.done += header.len;
+                            self.cursor = Cursor::Payload {
+                                key: header.key,
+                                offset: 0,
+                                remaining: header.payload_len,
+                            };
+                        }
+                        // Small frames (or a header cut by the end of the
+                        // input): one copy of the rest, and the decoder
+                        // unmasks in place.
+                        None => self.cursor = Cursor::Lost,
+                    }
+                }
+                Cursor::Payload {
+                    key,
+                    offset,
+                    remaining,
+                } => {
+                    if buf.len() != self.done {
+                        self.cursor = Cursor::Lost;
+                        continue;
+                    }
+                    // At most `remaining`, so it fits in a usize.
+                    let n = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
+                    let (now, rest) = data.split_at(n);
+                    match key {
+                        Some(key) => append_masked(buf, now, key, offset),
+                        None => buf.extend_from_slice(now),
+                    }
+                    self.done += n;
+                    let n = n as u64;
+                    self.cursor = if remaining == n {
+                        Cursor::Header
+                    } else {
+                        Cursor::Payload {
+                            key,
+                            offset: offset + n,
+                            remaining: remaining - n,
+                        }
+                    };
+                    data = rest;
+                }
+                Cursor::Lost => {
+                    buf.extend_from_slice(data);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Appends `src` to `buf` unmasked, in one pass.
+fn append_masked(buf: &mut BytesMut, src: &[u8], key: [u8; 4], offset: u64) {
+    buf.reserve(src.len());
+    let len = buf.len();
+    let spare = buf.spare_capacity_mut();
+    if let Some(dst) = spare.get_mut(..src.len()) {
+        // The offset only matters modulo 4.
+        copy_masked(dst, src, key, (offset % 4) as usize);
+        // SAFETY: `reserve` made room for `src.len()` more bytes, and
+        // `copy_masked` wrote every one of the first `src.len()` bytes of
+        // the spare capacity (it writes each element of `dst`, whose length
+        // it asserts equals `src.len()`). The proptests in
+        // `tests/connection.rs` check the result against the decoder's own
+        // in-place unmasking over arbitrary splits of the input.
+        unsafe { buf.set_len(len + src.len()) };
+    }
+}
