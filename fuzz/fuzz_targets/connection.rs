@@ -51,7 +51,8 @@ fuzz_target!(|data: &[u8]| {
         let (chunk, rest) = rest.split_at(len);
         ops = rest;
         match op % 9 {
-            0 | 1 => conn.receive(chunk),
+            0 => conn.receive(chunk),
+            1 => conn.read_buf().extend_from_slice(chunk),
             2 => drop(conn.send_binary(chunk)),
             3 => drop(conn.send_text(&String::from_utf8_lossy(chunk))),
             4 => drop(conn.ping(&chunk[..chunk.len().min(125)])),
