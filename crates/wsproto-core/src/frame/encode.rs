@@ -3,10 +3,10 @@
 use bytes::{BufMut, BytesMut};
 
 use super::header::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use super::mask::apply_mask;
+use super::mask::extend_masked;
 
 /// Appends one frame to `out`: the header in its shortest length form, then
-/// the payload, masked in place when `mask` is set.
+/// the payload, masked as it is copied when `mask` is set.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -39,10 +39,9 @@ pub(crate) fn encode_frame_rsv(
 ) {
     out.reserve(MAX_HEADER_LEN + payload.len());
     encode_header(out, opcode, fin, rsv, payload.len(), mask);
-    let start = out.len();
-    out.put_slice(payload);
-    if let (Some(key), Some(written)) = (mask, out.get_mut(start..)) {
-        apply_mask(written, key, 0);
+    match mask {
+        Some(key) => extend_masked(out, payload, key, 0),
+        None => out.put_slice(payload),
     }
 }
 

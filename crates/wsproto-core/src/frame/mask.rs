@@ -5,6 +5,7 @@
 //! function takes the offset of `buf` inside the payload: byte `i` of the
 //! payload is XORed with `key[i % 4]`.
 
+use bytes::BytesMut;
 use core::mem::MaybeUninit;
 
 /// XORs `buf` with the masking `key`, where `buf` starts `offset` bytes into
@@ -120,6 +121,26 @@ unsafe fn mask_blocks_avx2(buf: &mut [u8], key: [u8; 4]) {
     mask_blocks(buf, key);
 }
 
+/// Appends `src` to `buf` XORed with the masking `key`, where `src` starts
+/// `offset` bytes into the frame payload: copying and (un)masking in one
+/// pass, for a client's outgoing payloads and a server's incoming ones.
+pub(crate) fn extend_masked(buf: &mut BytesMut, src: &[u8], key: [u8; 4], offset: u64) {
+    buf.reserve(src.len());
+    let len = buf.len();
+    if let Some(dst) = buf.spare_capacity_mut().get_mut(..src.len()) {
+        // The offset only matters modulo 4.
+        copy_masked(dst, src, key, (offset % 4) as usize);
+        // SAFETY: `reserve` made room for `src.len()` more bytes, and
+        // `copy_masked` wrote every one of the first `src.len()` bytes of
+        // the spare capacity (it writes each element of `dst`, whose length
+        // it asserts equals `src.len()`). This module's tests check the
+        // appended bytes against the naive reference, and the proptests in
+        // `tests/roundtrip.rs` the connection's input against the decoder's
+        // in-place unmasking over arbitrary splits.
+        unsafe { buf.set_len(len + src.len()) };
+    }
+}
+
 /// Writes `src` XORed with the masking `key` into `dst` (which must be as
 /// long), where `src` starts `offset` bytes into the frame payload: the copy
 /// into the receive buffer and the unmasking in one pass over the bytes.
@@ -160,10 +181,17 @@ fn copy_blocks_of<const N: usize>(dst: &mut [MaybeUninit<u8>], src: &[u8], key: 
             d.write(*s ^ *p);
         }
     }
-    let dst = dst_blocks.into_remainder();
-    let src = src_blocks.remainder();
-    for ((d, s), k) in dst.iter_mut().zip(src.iter()).zip(key.iter().cycle()) {
-        d.write(*s ^ *k);
+    let mut dst_words = dst_blocks.into_remainder().chunks_exact_mut(4);
+    let mut src_words = src_blocks.remainder().chunks_exact(4);
+    for (d, s) in (&mut dst_words).zip(&mut src_words) {
+        for ((d, s), k) in d.iter_mut().zip(s).zip(key) {
+            d.write(*s ^ k);
+        }
+    }
+    let dst = dst_words.into_remainder();
+    let src = src_words.remainder();
+    for ((d, s), k) in dst.iter_mut().zip(src).zip(key) {
+        d.write(*s ^ k);
     }
 }
 
@@ -227,14 +255,13 @@ mod tests {
         }
     }
 
+    /// `src` masked through [`extend_masked`], after a few bytes already in
+    /// the buffer.
     fn copied(src: &[u8], key: [u8; 4], offset: usize) -> Vec<u8> {
-        let mut dst = Vec::with_capacity(src.len());
-        copy_masked(&mut dst.spare_capacity_mut()[..src.len()], src, key, offset);
-        // SAFETY: `copy_masked` wrote all `src.len()` bytes (within the
-        // capacity just reserved); the comparison against the naive
-        // reference is what the tests check.
-        unsafe { dst.set_len(src.len()) };
-        dst
+        let mut buf = BytesMut::from(&b"abc"[..]);
+        extend_masked(&mut buf, src, key, offset as u64);
+        assert_eq!(&buf[..3], b"abc");
+        buf[3..].to_vec()
     }
 
     #[test]

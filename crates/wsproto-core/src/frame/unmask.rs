@@ -18,7 +18,7 @@
 use bytes::BytesMut;
 
 use super::header::MAX_HEADER_LEN;
-use super::mask::copy_masked;
+use super::mask::extend_masked;
 
 /// Payloads at least this long are unmasked as they are copied; below it,
 /// frames are copied together and unmasked in place (per-frame copies would
@@ -204,7 +204,7 @@ impl Unmasker {
                     let n = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
                     let (now, rest) = data.split_at(n);
                     match key {
-                        Some(key) => append_masked(buf, now, key, offset),
+                        Some(key) => extend_masked(buf, now, key, offset),
                         None => buf.extend_from_slice(now),
                     }
                     self.done += n;
@@ -226,23 +226,5 @@ impl Unmasker {
                 }
             }
         }
-    }
-}
-
-/// Appends `src` to `buf` unmasked, in one pass.
-fn append_masked(buf: &mut BytesMut, src: &[u8], key: [u8; 4], offset: u64) {
-    buf.reserve(src.len());
-    let len = buf.len();
-    let spare = buf.spare_capacity_mut();
-    if let Some(dst) = spare.get_mut(..src.len()) {
-        // The offset only matters modulo 4.
-        copy_masked(dst, src, key, (offset % 4) as usize);
-        // SAFETY: `reserve` made room for `src.len()` more bytes, and
-        // `copy_masked` wrote every one of the first `src.len()` bytes of
-        // the spare capacity (it writes each element of `dst`, whose length
-        // it asserts equals `src.len()`). The proptests in
-        // `tests/connection.rs` check the result against the decoder's own
-        // in-place unmasking over arbitrary splits of the input.
-        unsafe { buf.set_len(len + src.len()) };
     }
 }
