@@ -109,7 +109,9 @@ impl TxQueue {
             // The common case: the transport took everything.
             self.consumed += self.copied.len() as u64;
             self.copied.clear();
-            self.shared.clear();
+            if !self.shared.is_empty() {
+                self.shared.clear();
+            }
             self.shared_len = 0;
             return;
         }

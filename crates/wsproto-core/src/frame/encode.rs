@@ -2,7 +2,7 @@
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use super::header::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::header::{OpCode, MAX_HEADER_LEN};
 use super::mask::extend_masked;
 
 /// Appends one frame to `out`: the header in its shortest length form, then
@@ -83,22 +83,71 @@ pub(crate) fn encode_header(
     payload_len: usize,
     mask: Option<[u8; 4]>,
 ) {
-    let header = FrameHeader {
-        fin,
-        rsv,
-        opcode,
-        mask,
-        payload_len: payload_len as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let head_len = header.encode(&mut head);
-    out.put_slice(head.get(..head_len).unwrap_or_default());
+    // Fixed-size writes (the compiler turns each into a store), not one
+    // copy of a variable-length header: for small frames the header's copy
+    // cost as much as the rest of the frame.
+    let b0 = (u8::from(fin) << 7) | ((rsv & 0x7) << 4) | opcode as u8;
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload_len {
+        len @ 0..=125 => out.put_u16(u16::from_be_bytes([b0, mask_bit | len as u8])),
+        len @ 126..=0xffff => {
+            out.put_u16(u16::from_be_bytes([b0, mask_bit | 126]));
+            out.put_u16(len as u16);
+        }
+        len => {
+            out.put_u16(u16::from_be_bytes([b0, mask_bit | 127]));
+            out.put_u64(len as u64);
+        }
+    }
+    if let Some(key) = mask {
+        out.put_u32(u32::from_be_bytes(key));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    /// The header written field by field is [`FrameHeader::encode`]'s, in
+    /// every length form.
+    #[test]
+    fn header_bytes_match_frame_header_encode() {
+        use super::super::header::FrameHeader;
+        let lens = [
+            0usize,
+            1,
+            125,
+            126,
+            127,
+            0xffff,
+            0x1_0000,
+            0x1234_5678,
+            usize::MAX >> 1,
+        ];
+        for len in lens {
+            for mask in [None, Some([0x37, 0xfa, 0x21, 0x3d])] {
+                for (fin, rsv, opcode) in [
+                    (true, 0, OpCode::Text),
+                    (false, 0b100, OpCode::Binary),
+                    (true, 0b111, OpCode::Ping),
+                ] {
+                    let mut out = BytesMut::new();
+                    encode_header(&mut out, opcode, fin, rsv, len, mask);
+                    let header = FrameHeader {
+                        fin,
+                        rsv,
+                        opcode,
+                        mask,
+                        payload_len: len as u64,
+                    };
+                    let mut expected = [0u8; MAX_HEADER_LEN];
+                    let n = header.encode(&mut expected);
+                    assert_eq!(&out[..], &expected[..n], "len {len} mask {mask:?}");
+                }
+            }
+        }
+    }
 
     /// A payload placed just behind the outgoing buffer modulo 4 KiB is
     /// written after a moved start, and the frame is the same.
