@@ -27,12 +27,21 @@ use core::mem::MaybeUninit;
 /// apply_mask(&mut masked[2..], key, 2);
 /// assert_eq!(&masked, b"Hello");
 /// ```
-#[inline]
+#[inline(always)]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // Rotate the key so that position 0 of `buf` uses key[offset % 4].
     let key = rotate_key(key, offset);
-    if buf.len() < 32 {
-        mask_short(buf, key);
+    if buf.len() < VECTOR_MIN {
+        mask_unaligned(buf, key);
+        return;
+    }
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if buf.len() < ALIGN_MIN && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: `mask_unaligned_avx2` is only unsafe because it is
+        // compiled with AVX2 enabled; the CPU was just checked to support
+        // AVX2. Its body is the same safe code as `mask_unaligned`, tested
+        // against the naive reference in this module's tests.
+        unsafe { mask_unaligned_avx2(buf, key) };
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
@@ -52,11 +61,49 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 #[doc(hidden)]
 pub fn apply_mask_portable(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
-    if buf.len() < 32 {
-        mask_short(buf, key);
+    if buf.len() < ALIGN_MIN {
+        mask_unaligned(buf, key);
     } else {
         mask_blocks(buf, key);
     }
+}
+
+/// Payloads shorter than this are masked inline, without run-time CPU
+/// detection: below it the call into the AVX2 code costs more than the
+/// wider registers save (measured with `benches/examples` style A/B runs:
+/// 32 to 192 bytes 10 to 40% slower through the call).
+const VECTOR_MIN: usize = 256;
+
+/// Payloads shorter than this are masked without aligning the stores: the
+/// bytes before the first aligned address and after the last whole block
+/// cost more than the straddling stores below it (about 4 ns at 256 bytes,
+/// where the whole payload takes 4), and less above it (1 KiB: 11.2 against
+/// 18 ns unaligned, 4 KiB: 31 against 57 ns).
+const ALIGN_MIN: usize = 512;
+
+/// [`mask_unaligned`] compiled for CPUs with AVX2.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[target_feature(enable = "avx2")]
+unsafe fn mask_unaligned_avx2(buf: &mut [u8], key: [u8; 4]) {
+    mask_unaligned(buf, key);
+}
+
+/// Short payloads: 32-byte blocks from wherever `buf` starts, XORed with
+/// the key repeated over a 32-byte array (two SSE2 or one AVX2 XOR each),
+/// then [`mask_short`]. Inlined into the caller.
+#[inline(always)]
+fn mask_unaligned(buf: &mut [u8], key: [u8; 4]) {
+    let mut pattern = [0u8; 32];
+    for (p, k) in pattern.iter_mut().zip(key.iter().cycle()) {
+        *p = *k;
+    }
+    let mut blocks = buf.chunks_exact_mut(32);
+    for block in &mut blocks {
+        for (b, p) in block.iter_mut().zip(pattern.iter()) {
+            *b ^= *p;
+        }
+    }
+    mask_short(blocks.into_remainder(), key);
 }
 
 #[inline]
@@ -73,44 +120,121 @@ fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
     rotated.to_ne_bytes()
 }
 
-/// Short payloads (chat messages, pings): 4-byte words, then bytes.
+/// Payloads shorter than a block (chat messages, pings), and the bytes
+/// around a long payload's aligned blocks: 16-, 8- and 4-byte words, then
+/// bytes. The words do not overlap: a load that partly overlaps a recent
+/// store of another size waits for that store to retire (a
+/// store-forwarding stall), which made overlapping first and last words
+/// slower than this when the same bytes were masked again soon after.
 #[inline]
 fn mask_short(buf: &mut [u8], key: [u8; 4]) {
-    let key32 = u32::from_ne_bytes(key);
-    let mut words = buf.chunks_exact_mut(4);
-    for word in &mut words {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(word);
-        word.copy_from_slice(&(u32::from_ne_bytes(w) ^ key32).to_ne_bytes());
+    let k = u32::from_ne_bytes(key);
+    let mut rest = buf;
+    loop {
+        let (word, tail) = split_word::<16>(rest);
+        rest = tail;
+        let Some(word) = word else { break };
+        *word = (u128::from_ne_bytes(*word) ^ wide(wide(k))).to_ne_bytes();
     }
-    mask_bytes(words.into_remainder(), key);
+    // Words are whole multiples of the key, so its phase stays the same.
+    let (word, tail) = split_word::<8>(rest);
+    if let Some(word) = word {
+        *word = (u64::from_ne_bytes(*word) ^ wide(k)).to_ne_bytes();
+    }
+    let (word, tail) = split_word::<4>(tail);
+    if let Some(word) = word {
+        *word = (u32::from_ne_bytes(*word) ^ k).to_ne_bytes();
+    }
+    for (byte, k) in tail.iter_mut().zip(key) {
+        *byte ^= k;
+    }
 }
 
-/// 32-byte blocks XORed with the key repeated eight times: a loop the
-/// compiler turns into whole-register SIMD (two SSE2 or one AVX2 XOR per
-/// block) with unaligned loads, so no alignment prologue is needed. Blocks
-/// are a multiple of 4 bytes, so the key phase is the same for the tail.
-///
-/// Measured alternatives that were slower (docs/performance.md): u64 lanes
-/// against a broadcast key, 64-byte blocks under AVX2, and 128-byte blocks
-/// under AVX-512 (which LLVM left scalar).
+/// The first `N` bytes of `buf`, if it holds as many, and the rest.
 #[inline(always)]
-fn mask_blocks(buf: &mut [u8], key: [u8; 4]) {
-    mask_blocks_of::<32>(buf, key);
+fn split_word<const N: usize>(buf: &mut [u8]) -> (Option<&mut [u8; N]>, &mut [u8]) {
+    let at = if buf.len() >= N { N } else { 0 };
+    let (word, rest) = buf.split_at_mut(at);
+    (word.first_chunk_mut::<N>(), rest)
+}
+
+/// A key word (as read from memory) repeated twice over a word of double
+/// width, so that its bytes in memory order repeat the key.
+trait Widen: Sized {
+    type Wide;
+    fn widen(self) -> Self::Wide;
+}
+
+impl Widen for u32 {
+    type Wide = u64;
+    #[inline(always)]
+    fn widen(self) -> u64 {
+        u64::from(self) | (u64::from(self) << 32)
+    }
+}
+
+impl Widen for u64 {
+    type Wide = u128;
+    #[inline(always)]
+    fn widen(self) -> u128 {
+        u128::from(self) | (u128::from(self) << 64)
+    }
 }
 
 #[inline(always)]
-fn mask_blocks_of<const N: usize>(buf: &mut [u8], key: [u8; 4]) {
-    let mut pattern = [0u8; N];
-    for (p, k) in pattern.iter_mut().zip(key.iter().cycle()) {
-        *p = *k;
-    }
-    let mut blocks = buf.chunks_exact_mut(N);
-    for block in &mut blocks {
-        for (b, p) in block.iter_mut().zip(pattern.iter()) {
-            *b ^= *p;
+fn wide<T: Widen>(word: T) -> T::Wide {
+    word.widen()
+}
+
+/// The key word as seen from `offset` bytes further into the payload.
+#[inline(always)]
+fn rotate_word(k: u32, offset: usize) -> u32 {
+    u32::from_ne_bytes(rotate_key(k.to_ne_bytes(), offset))
+}
+
+/// XORs a 32-byte block with a key word repeated over it: four 8-byte
+/// lanes, which LLVM turns into one AVX2 or two SSE2 XORs with the key
+/// broadcast from a register (no pattern built in memory).
+#[inline(always)]
+fn xor_block(block: &mut [u8], k: u64) {
+    for lane in block.chunks_exact_mut(8) {
+        if let Some(lane) = lane.first_chunk_mut::<8>() {
+            *lane = (u64::from_ne_bytes(*lane) ^ k).to_ne_bytes();
         }
     }
+}
+
+/// Payloads of at least one block (32 bytes): a whole-register XOR per
+/// block, stored at addresses aligned to the block size.
+///
+/// A 32-byte store that straddles two cache lines costs about twice one
+/// that does not, and received payloads start anywhere: a 1-byte
+/// misalignment made every other AVX2 store straddle, leaving AVX2 slower
+/// than SSE2 at 256 B to 1 KiB. So the bytes before the first aligned
+/// address and after the last whole block go through [`mask_short`] (at
+/// most two overlapping words each, in registers).
+///
+/// Measured alternatives that were slower (docs/performance.md): unaligned
+/// first and last blocks overlapping the aligned ones (read into a
+/// temporary before the middle was changed, which cost a store-forwarding
+/// stall each: 64 B at half the speed), 64-byte blocks under AVX2, and
+/// 128-byte blocks under AVX-512 (which LLVM left scalar).
+#[inline(always)]
+fn mask_blocks(buf: &mut [u8], key: [u8; 4]) {
+    const N: usize = 32;
+    // `align_offset` may give up (usize::MAX); any start is then correct.
+    let skip = buf.as_ptr().align_offset(N).min(buf.len());
+    let Some((prefix, body)) = buf.split_at_mut_checked(skip) else {
+        return;
+    };
+    mask_short(prefix, key);
+    let key = rotate_key(key, skip);
+    let k = wide(u32::from_ne_bytes(key));
+    let mut blocks = body.chunks_exact_mut(N);
+    for block in &mut blocks {
+        xor_block(block, k);
+    }
+    // Whole blocks keep the key's phase.
     mask_short(blocks.into_remainder(), key);
 }
 
@@ -148,8 +272,12 @@ pub(crate) fn extend_masked(buf: &mut BytesMut, src: &[u8], key: [u8; 4], offset
 pub(crate) fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: usize) {
     assert_eq!(dst.len(), src.len(), "copy_masked: lengths differ");
     let key = rotate_key(key, offset);
+    if src.len() < 32 {
+        copy_short(dst, src, key);
+        return;
+    }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if src.len() >= 32 && std::is_x86_feature_detected!("avx2") {
+    if std::is_x86_feature_detected!("avx2") {
         // SAFETY: `copy_blocks_avx2` is only unsafe because it is compiled
         // with AVX2 enabled; the CPU was just checked to support AVX2. Its
         // body is the same safe code as `copy_blocks`, tested against the
@@ -160,29 +288,11 @@ pub(crate) fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4],
     copy_blocks(dst, src, key);
 }
 
-/// [`mask_blocks`] from one buffer into another: 32-byte blocks, then the
-/// remainder byte by byte with the key phase the blocks left (a multiple
-/// of 4 bytes, so unchanged).
-#[inline(always)]
-fn copy_blocks(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
-    copy_blocks_of::<32>(dst, src, key);
-}
-
-#[inline(always)]
-fn copy_blocks_of<const N: usize>(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
-    let mut pattern = [0u8; N];
-    for (p, k) in pattern.iter_mut().zip(key.iter().cycle()) {
-        *p = *k;
-    }
-    let mut dst_blocks = dst.chunks_exact_mut(N);
-    let mut src_blocks = src.chunks_exact(N);
-    for (d, s) in (&mut dst_blocks).zip(&mut src_blocks) {
-        for ((d, s), p) in d.iter_mut().zip(s.iter()).zip(pattern.iter()) {
-            d.write(*s ^ *p);
-        }
-    }
-    let mut dst_words = dst_blocks.into_remainder().chunks_exact_mut(4);
-    let mut src_words = src_blocks.remainder().chunks_exact(4);
+/// Fewer than 32 bytes: 4-byte words, then bytes.
+#[inline]
+fn copy_short(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    let mut dst_words = dst.chunks_exact_mut(4);
+    let mut src_words = src.chunks_exact(4);
     for (d, s) in (&mut dst_words).zip(&mut src_words) {
         for ((d, s), k) in d.iter_mut().zip(s).zip(key) {
             d.write(*s ^ k);
@@ -195,18 +305,53 @@ fn copy_blocks_of<const N: usize>(dst: &mut [MaybeUninit<u8>], src: &[u8], key: 
     }
 }
 
+/// [`mask_blocks`] from one buffer into another (at least one block long):
+/// the first and last blocks unaligned, the middle ones stored at aligned
+/// addresses of `dst`. Blocks may overlap, as they write the same values
+/// there; together they write every element of `dst`.
+#[inline(always)]
+fn copy_blocks(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    const N: usize = 32;
+    let len = src.len();
+    let skip = dst.as_ptr().align_offset(N).min(N);
+    let k = u32::from_ne_bytes(key);
+    if let (Some(d), Some(s)) = (dst.get_mut(skip..), src.get(skip..)) {
+        let k = wide(rotate_word(k, skip));
+        for (d, s) in d.chunks_exact_mut(N).zip(s.chunks_exact(N)) {
+            copy_block(d, s, k);
+        }
+    }
+    if let (Some(d), Some(s)) = (
+        dst.get_mut(len.saturating_sub(N)..),
+        src.get(len.saturating_sub(N)..),
+    ) {
+        copy_block(d, s, wide(rotate_word(k, len - N)));
+    }
+    copy_block(dst, src, wide(k));
+}
+
+/// Writes the first 32 bytes of `src` XORed with a key word repeated over
+/// them to the first 32 of `dst` (as [`xor_block`]).
+#[inline(always)]
+fn copy_block(dst: &mut [MaybeUninit<u8>], src: &[u8], k: u64) {
+    let (Some(dst), Some(src)) = (dst.first_chunk_mut::<32>(), src.first_chunk::<32>()) else {
+        return;
+    };
+    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        if let Some(s) = s.first_chunk::<8>() {
+            let masked = (u64::from_ne_bytes(*s) ^ k).to_ne_bytes();
+            for (d, m) in d.iter_mut().zip(masked) {
+                d.write(m);
+            }
+        }
+    }
+}
+
 /// [`copy_blocks`] compiled for CPUs with AVX2.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[target_feature(enable = "avx2")]
 unsafe fn copy_blocks_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
     copy_blocks(dst, src, key);
-}
-
-#[inline]
-fn mask_bytes(buf: &mut [u8], key: [u8; 4]) {
-    for (byte, k) in buf.iter_mut().zip(key.iter().cycle()) {
-        *byte ^= k;
-    }
 }
 
 #[cfg(test)]
@@ -228,13 +373,21 @@ mod tests {
         assert_eq!(payload, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
     }
 
+    /// Every length up to 200 and every length around the sizes where
+    /// `apply_mask` changes method.
+    fn lengths() -> impl Iterator<Item = usize> {
+        (0..200)
+            .chain(VECTOR_MIN - 40..VECTOR_MIN + 40)
+            .chain(ALIGN_MIN - 40..ALIGN_MIN + 72)
+    }
+
     #[test]
     fn every_small_length_offset_and_alignment() {
         let key = [0x01, 0x23, 0x45, 0x67];
-        let storage: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
-        for start in 0..9 {
-            for len in 0..(200 - start - 1) {
-                for offset in 0..9 {
+        let storage: Vec<u8> = (0..700u32).map(|i| (i * 7 + 3) as u8).collect();
+        for start in 0..40 {
+            for len in lengths() {
+                for offset in 0..5 {
                     let mut fast = storage[start..start + len].to_vec();
                     let mut portable = fast.clone();
                     apply_mask_portable(&mut portable, key, offset);
@@ -255,30 +408,34 @@ mod tests {
         }
     }
 
-    /// `src` masked through [`extend_masked`], after a few bytes already in
-    /// the buffer.
-    fn copied(src: &[u8], key: [u8; 4], offset: usize) -> Vec<u8> {
-        let mut buf = BytesMut::from(&b"abc"[..]);
+    /// `src` masked through [`extend_masked`], after `before` bytes already
+    /// in the buffer (which moves where the copy lands against the 32-byte
+    /// alignment the stores use).
+    fn copied(src: &[u8], key: [u8; 4], offset: usize, before: usize) -> Vec<u8> {
+        let mut buf = BytesMut::with_capacity(before + src.len());
+        buf.extend((0..before).map(|i| i as u8));
         extend_masked(&mut buf, src, key, offset as u64);
-        assert_eq!(&buf[..3], b"abc");
-        buf[3..].to_vec()
+        assert!(buf[..before].iter().enumerate().all(|(i, b)| *b == i as u8));
+        buf[before..].to_vec()
     }
 
     #[test]
     fn copy_masked_every_small_length_offset_and_alignment() {
         let key = [0x89, 0xab, 0xcd, 0xef];
-        let storage: Vec<u8> = (0..200u32).map(|i| (i * 13 + 5) as u8).collect();
+        let storage: Vec<u8> = (0..300u32).map(|i| (i * 13 + 5) as u8).collect();
         for start in 0..9 {
-            for len in 0..(200 - start - 1) {
-                for offset in 0..9 {
-                    let src = &storage[start..start + len];
-                    let mut slow = src.to_vec();
-                    naive(&mut slow, key, offset);
-                    assert_eq!(
-                        copied(src, key, offset),
-                        slow,
-                        "start={start} len={len} offset={offset}"
-                    );
+            for before in 0..33 {
+                for len in 0..200 {
+                    for offset in 0..5 {
+                        let src = &storage[start..start + len];
+                        let mut slow = src.to_vec();
+                        naive(&mut slow, key, offset);
+                        assert_eq!(
+                            copied(src, key, offset, before),
+                            slow,
+                            "start={start} before={before} len={len} offset={offset}"
+                        );
+                    }
                 }
             }
         }
@@ -290,7 +447,7 @@ mod tests {
             data in proptest::collection::vec(any::<u8>(), 0..2048),
             key in any::<[u8; 4]>(),
             offset in any::<usize>(),
-            start in 0usize..16,
+            start in 0usize..64,
         ) {
             let start = start.min(data.len());
             let mut fast = data.clone();
@@ -308,12 +465,13 @@ mod tests {
             data in proptest::collection::vec(any::<u8>(), 0..4096),
             key in any::<[u8; 4]>(),
             offset in any::<usize>(),
-            start in 0usize..16,
+            start in 0usize..64,
+            before in 0usize..64,
         ) {
             let start = start.min(data.len());
             let mut slow = data[start..].to_vec();
             naive(&mut slow, key, offset);
-            prop_assert_eq!(copied(&data[start..], key, offset), slow);
+            prop_assert_eq!(copied(&data[start..], key, offset, before), slow);
         }
 
         #[test]
