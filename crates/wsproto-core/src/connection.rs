@@ -342,6 +342,19 @@ impl Connection {
             let step = self
                 .decoder
                 .step_premasked(&mut self.rx, self.unmasker.done());
+            // Text the unmasker checked as it copied it (while it was in
+            // cache) needs no second pass; asked before the buffer
+            // positions move, as a frame's payload was at the front.
+            let prechecked = self.utf8.between_chars()
+                && match &step {
+                    Ok(Status::Complete(Step::Payload(range))) => {
+                        self.unmasker.checked(range.start, range.end)
+                    }
+                    Ok(Status::Complete(Step::Frame { frame, seen })) => {
+                        self.unmasker.checked(*seen, frame.payload.len())
+                    }
+                    _ => false,
+                };
             self.unmasker.consumed(before.saturating_sub(self.rx.len()));
             let step = match step {
                 Ok(Status::Complete(step)) => step,
@@ -359,13 +372,13 @@ impl Connection {
                 Step::Header(header) => self.on_header(&header).map(|()| None),
                 Step::Payload(range) => {
                     let newly = self.rx.get(range).unwrap_or_default();
-                    if self.frame_is_text && self.utf8.feed(newly).is_err() {
+                    if self.frame_is_text && !prechecked && self.utf8.feed(newly).is_err() {
                         Err(ProtocolError::InvalidUtf8)
                     } else {
                         Ok(None)
                     }
                 }
-                Step::Frame { frame, seen } => self.on_frame(frame, seen),
+                Step::Frame { frame, seen } => self.on_frame(frame, seen, prechecked),
             };
             match result {
                 Ok(Some(event)) => return Ok(Some(event)),
@@ -428,7 +441,14 @@ impl Connection {
         Ok(())
     }
 
-    fn on_frame(&mut self, frame: Frame, seen: usize) -> Result<Option<Event>, ProtocolError> {
+    /// A whole frame; `seen` bytes of its payload were validated already
+    /// (all of them if `prechecked`).
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        seen: usize,
+        prechecked: bool,
+    ) -> Result<Option<Event>, ProtocolError> {
         let Frame { header, payload } = frame;
         match header.opcode {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
@@ -437,7 +457,7 @@ impl Connection {
                 if self.msg_compressed {
                     return self.on_compressed_frame(kind, header.fin, &payload);
                 }
-                if kind == Kind::Text {
+                if kind == Kind::Text && !prechecked {
                     let unseen = payload.get(seen..).unwrap_or_default();
                     self.utf8
                         .feed(unseen)

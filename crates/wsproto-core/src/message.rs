@@ -208,9 +208,23 @@ impl Utf8Validator {
             data = &data[take..];
         }
         // The common case, all valid, through the faster check that only
-        // says yes or no; the one that says where is for the rest.
-        if simdutf8::basic::from_utf8(data).is_ok() {
-            return Ok(());
+        // says yes or no, with a character cut by the end of the piece set
+        // aside first (else the fast check fails and the data is read
+        // twice); the check that says where is for the rest.
+        let cut = incomplete_tail(data);
+        let (whole, tail) = data.split_at(data.len() - cut);
+        if simdutf8::basic::from_utf8(whole).is_ok() {
+            if tail.is_empty() {
+                return Ok(());
+            }
+            return match simdutf8::compat::from_utf8(tail) {
+                Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => {
+                    self.partial[..tail.len()].copy_from_slice(tail);
+                    self.partial_len = tail.len() as u8;
+                    Ok(())
+                }
+                _ => Err(InvalidUtf8),
+            };
         }
         match simdutf8::compat::from_utf8(data) {
             Ok(_) => Ok(()),
@@ -224,6 +238,11 @@ impl Utf8Validator {
         }
     }
 
+    /// Whether everything fed so far ended on a character boundary.
+    pub(crate) fn between_chars(&self) -> bool {
+        self.partial_len == 0
+    }
+
     /// Ends the message: fails if it stopped inside a sequence. Resets the
     /// validator for the next message either way.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
@@ -235,6 +254,25 @@ impl Utf8Validator {
             Ok(())
         }
     }
+}
+
+/// How many bytes at the end of `data` start a character that the piece
+/// does not finish (0 to 3), judged by the last lead byte; 0 when the end
+/// is a boundary or the bytes are not valid (the full check decides then).
+pub(crate) fn incomplete_tail(data: &[u8]) -> usize {
+    for (i, &byte) in data.iter().rev().take(3).enumerate() {
+        if byte & 0xc0 == 0x80 {
+            continue;
+        }
+        let width = match byte {
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => 1,
+        };
+        return if width > i + 1 { i + 1 } else { 0 };
+    }
+    0
 }
 
 /// Length of the sequence a lead byte starts. Only called on bytes the

@@ -32,6 +32,9 @@ struct Lengths {
     len: usize,
     payload_len: u64,
     key: Option<[u8; 4]>,
+    /// A text frame with no extension bits: its payload may be checked
+    /// for UTF-8 as it is copied (see [`Unmasker::checked`]).
+    text: bool,
 }
 
 /// Reads a header's lengths and key from the start of `buf`; `None` if it is
@@ -39,8 +42,8 @@ struct Lengths {
 /// bit set is one the decoder rejects.
 #[inline]
 fn parse(buf: &[u8]) -> Option<Lengths> {
-    let (b1, rest) = match buf {
-        [_, b1, rest @ ..] => (*b1, rest),
+    let (b0, b1, rest) = match buf {
+        [b0, b1, rest @ ..] => (*b0, *b1, rest),
         _ => return None,
     };
     let (payload_len, rest) = match b1 & 0x7f {
@@ -64,6 +67,7 @@ fn parse(buf: &[u8]) -> Option<Lengths> {
         len,
         payload_len,
         key,
+        text: b0 & 0x7f == 0x01,
     })
 }
 
@@ -75,6 +79,7 @@ enum Cursor {
     /// Inside a payload.
     Payload {
         key: Option<[u8; 4]>,
+        text: bool,
         /// Bytes of this payload before the mark.
         offset: u64,
         remaining: u64,
@@ -93,7 +98,15 @@ pub(crate) struct Unmasker {
     /// payload: the decoder unmasks only what follows.
     done: usize,
     cursor: Cursor,
+    /// Buffer ranges (start, end) of text payload bytes that were valid
+    /// UTF-8 on their own when copied, oldest first; `marks` of them used.
+    checked: [(usize, usize); MARKS],
+    marks: usize,
 }
+
+/// How many checked ranges are remembered: enough for the frames of one
+/// large input; past it, the connection validates as it would without.
+const MARKS: usize = 8;
 
 impl Unmasker {
     /// An unmasker for a server's input (`enabled`), or one that only
@@ -103,6 +116,8 @@ impl Unmasker {
         Unmasker {
             enabled,
             done: 0,
+            checked: [(0, 0); MARKS],
+            marks: 0,
             cursor: if buffered {
                 Cursor::Lost
             } else {
@@ -119,12 +134,74 @@ impl Unmasker {
     /// The buffer was emptied (the connection closed or failed).
     pub(crate) fn reset(&mut self) {
         self.done = 0;
+        self.marks = 0;
         self.cursor = Cursor::Header;
     }
 
     /// The decoder removed `n` bytes from the front of the buffer.
     pub(crate) fn consumed(&mut self, n: usize) {
         self.done = self.done.saturating_sub(n);
+        if self.marks == 0 {
+            return;
+        }
+        let mut kept = 0;
+        for i in 0..self.marks {
+            let Some(&(start, end)) = self.checked.get(i) else {
+                break;
+            };
+            if end > n {
+                if let Some(slot) = self.checked.get_mut(kept) {
+                    *slot = (start.saturating_sub(n), end - n);
+                }
+                kept += 1;
+            }
+        }
+        self.marks = kept;
+    }
+
+    /// Whether the buffer bytes `start..end` are known to be valid UTF-8 to
+    /// a validator that is between characters at `start`: they lie in a
+    /// range that was valid on its own and `end` is where it ends. (A range
+    /// starts at a character boundary, so a validator between characters
+    /// at any byte inside it is at a boundary of the same parse.)
+    pub(crate) fn checked(&self, start: usize, end: usize) -> bool {
+        self.checked
+            .get(..self.marks)
+            .unwrap_or_default()
+            .iter()
+            .any(|&(s, e)| s <= start && e == end)
+    }
+
+    /// Remembers that `start..end` of the buffer, just copied, is text
+    /// payload; checks it while it is in cache.
+    fn check_text(&mut self, buf: &[u8], start: usize, continues: bool) {
+        let Some(bytes) = buf.get(start..) else {
+            return;
+        };
+        // A piece cut inside a character cannot be valid on its own: not
+        // worth a pass (the connection validates it, carrying the cut).
+        let starts_inside = bytes.first().is_some_and(|b| b & 0xc0 == 0x80);
+        if starts_inside
+            || crate::message::incomplete_tail(bytes) > 0
+            || simdutf8::basic::from_utf8(bytes).is_err()
+        {
+            return;
+        }
+        let end = buf.len();
+        // A piece that follows a checked piece of the same payload extends
+        // it: both were whole characters, so together they are too.
+        if continues && self.marks > 0 {
+            if let Some(last) = self.checked.get_mut(self.marks - 1) {
+                if last.1 == start {
+                    last.1 = end;
+                    return;
+                }
+            }
+        }
+        if let Some(slot) = self.checked.get_mut(self.marks) {
+            *slot = (start, end);
+            self.marks += 1;
+        }
     }
 
     /// The decoder used up the buffer (`buffered` bytes are left in it) and
@@ -135,6 +212,9 @@ impl Unmasker {
                 buffered,
                 Cursor::Payload {
                     key,
+                    // Not known here; only the pieces after a header the
+                    // unmasker read itself are checked.
+                    text: false,
                     offset,
                     remaining,
                 },
@@ -181,6 +261,7 @@ impl Unmasker {
                             self.done += header.len;
                             self.cursor = Cursor::Payload {
                                 key: header.key,
+                                text: header.text,
                                 offset: 0,
                                 remaining: header.payload_len,
                             };
@@ -193,6 +274,7 @@ impl Unmasker {
                 }
                 Cursor::Payload {
                     key,
+                    text,
                     offset,
                     remaining,
                 } => {
@@ -203,9 +285,13 @@ impl Unmasker {
                     // At most `remaining`, so it fits in a usize.
                     let n = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
                     let (now, rest) = data.split_at(n);
+                    let start = buf.len();
                     match key {
                         Some(key) => extend_masked(buf, now, key, offset),
                         None => buf.extend_from_slice(now),
+                    }
+                    if text {
+                        self.check_text(buf, start, offset > 0);
                     }
                     self.done += n;
                     let n = n as u64;
@@ -214,6 +300,7 @@ impl Unmasker {
                     } else {
                         Cursor::Payload {
                             key,
+                            text,
                             offset: offset + n,
                             remaining: remaining - n,
                         }
