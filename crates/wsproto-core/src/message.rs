@@ -191,7 +191,7 @@ impl Utf8Validator {
         if self.partial_len > 0 {
             let have = usize::from(self.partial_len);
             let width = sequence_width(self.partial[0]);
-            let take = (width - have).min(data.len());
+            let take = width.saturating_sub(have).min(data.len());
             let mut seq = self.partial;
             seq[have..have + take].copy_from_slice(&data[..take]);
             let seq = &seq[..have + take];
@@ -264,24 +264,23 @@ pub(crate) fn incomplete_tail(data: &[u8]) -> usize {
         if byte & 0xc0 == 0x80 {
             continue;
         }
-        let width = match byte {
-            0xc0..=0xdf => 2,
-            0xe0..=0xef => 3,
-            0xf0..=0xf7 => 4,
-            _ => 1,
+        return if sequence_width(byte) > i + 1 {
+            i + 1
+        } else {
+            0
         };
-        return if width > i + 1 { i + 1 } else { 0 };
     }
     0
 }
 
-/// Length of the sequence a lead byte starts. Only called on bytes the
-/// validator kept as the start of an incomplete (so valid-prefix) sequence.
+/// Length of the sequence a lead byte starts (1 for ASCII and for bytes
+/// that cannot start one, which the full check then rejects).
 fn sequence_width(lead: u8) -> usize {
     match lead {
         0xc0..=0xdf => 2,
         0xe0..=0xef => 3,
-        _ => 4,
+        0xf0..=0xf7 => 4,
+        _ => 1,
     }
 }
 

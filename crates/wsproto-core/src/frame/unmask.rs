@@ -174,7 +174,7 @@ impl Unmasker {
 
     /// Remembers that `start..end` of the buffer, just copied, is text
     /// payload; checks it while it is in cache.
-    fn check_text(&mut self, buf: &[u8], start: usize, continues: bool) {
+    fn check_text(&mut self, buf: &[u8], start: usize) {
         let Some(bytes) = buf.get(start..) else {
             return;
         };
@@ -188,9 +188,11 @@ impl Unmasker {
             return;
         }
         let end = buf.len();
-        // A piece that follows a checked piece of the same payload extends
-        // it: both were whole characters, so together they are too.
-        if continues && self.marks > 0 {
+        // A piece that follows a checked piece extends it (both were whole
+        // characters, so together they are too); only a later piece of the
+        // same payload can start where a mark ends, as a header separates
+        // payloads.
+        if self.marks > 0 {
             if let Some(last) = self.checked.get_mut(self.marks - 1) {
                 if last.1 == start {
                     last.1 = end;
@@ -291,7 +293,7 @@ impl Unmasker {
                         None => buf.extend_from_slice(now),
                     }
                     if text {
-                        self.check_text(buf, start, offset > 0);
+                        self.check_text(buf, start);
                     }
                     self.done += n;
                     let n = n as u64;
