@@ -100,6 +100,12 @@ impl PerMessageDeflate {
         if payload.len() < self.threshold || self.send_bits < 9 {
             return None;
         }
+        if payload.is_empty() {
+            // zlib makes no output for a flush with nothing new to flush, so
+            // send the empty block RFC 7692 section 7.2.3.6 gives; the stream
+            // is at a byte boundary after every message, so it fits in.
+            return Some(Bytes::from_static(&[0x00]));
+        }
         let (level, bits) = (self.level, self.send_bits);
         let deflater = self.deflater.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(u32::from(level)), false, bits)
@@ -331,6 +337,21 @@ mod tests {
         assert!(out.capacity() <= (1 << 20) + 1, "{}", out.capacity());
     }
 
+    /// zlib refuses a second sync flush with no input in between, so an
+    /// empty message after another on a carried-over context must not go
+    /// through zlib (found by `messages_roundtrip`).
+    #[test]
+    fn empty_message_after_another_is_compressed() {
+        for no_takeover in [false, true] {
+            let (mut server, mut client) = pair(15, no_takeover);
+            for msg in [&b"hello hello"[..], b"", b"", b"hello again", b""] {
+                roundtrip(&mut server, &mut client, msg);
+            }
+        }
+        let (mut server, _) = pair(15, false);
+        assert_eq!(server.compress(b"").as_deref(), Some(&[0x00][..]));
+    }
+
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
         let (_, mut client) = pair(15, false);
@@ -362,7 +383,10 @@ mod tests {
         #[test]
         fn messages_roundtrip(
             messages in proptest::collection::vec(
-                proptest::collection::vec(0u8..4, 0..3000), 1..6),
+                proptest::prop_oneof![
+                    proptest::strategy::Just(Vec::new()),
+                    proptest::collection::vec(0u8..4, 0..3000),
+                ], 1..6),
             bits in 9u8..=15,
             no_takeover: bool,
             cut in 0usize..4000,
