@@ -92,11 +92,11 @@ pub fn apply_mask_portable(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// in an A/B run; docs/performance.md, Masking).
 const VECTOR_MIN: usize = 256;
 
-/// Payloads shorter than this are masked without aligning the stores: the
-/// bytes before the first aligned address and after the last whole block
-/// cost more than the straddling stores below it (256 B: 6.5 ns aligned
-/// against 3.7 unaligned), and less above it (1 KiB: 11.6 against 12.5 ns,
-/// 4 KiB: 31.9 against 59.7 ns).
+/// With AVX2 (and without AVX-512), payloads shorter than this are masked
+/// without aligning the stores: the bytes before the first aligned address
+/// and after the last whole block cost more than the straddling stores
+/// below it (256 B: 6.5 ns aligned against 3.7 unaligned), and less above
+/// it (1 KiB: 11.6 against 12.5 ns, 4 KiB: 31.9 against 59.7 ns).
 const ALIGN_MIN: usize = 512;
 
 /// Where the CPU has AVX-512, payloads from [`VECTOR_MIN`] up to this size
@@ -111,11 +111,11 @@ const ALIGN_MIN: usize = 512;
 const WIDE_ALIGN_MIN: usize = 1024;
 
 /// Payloads of at least this many bytes are masked with 64-byte AVX-512
-/// stores at aligned addresses where the CPU has them: below it the bytes before the first
-/// 64-byte aligned address and after the last whole block cost more than
-/// the wider stores save (A/B against the AVX2 blocks: 1 KiB 16.7 against
-/// 14.2 ns, 2 KiB 21.8 against 23.5, 4 KiB 31.5 against 41.8, 16 KiB 109
-/// against 122; docs/performance.md, Masking).
+/// stores at aligned addresses where the CPU has them: below it the bytes
+/// before the first 64-byte aligned address and after the last whole block
+/// cost more than the wider stores save (A/B against the AVX2 blocks:
+/// 1 KiB 16.7 against 14.2 ns, 2 KiB 21.8 against 23.5, 4 KiB 31.5 against
+/// 41.8, 16 KiB 109 against 122; docs/performance.md, Masking).
 const WIDE_MIN: usize = 2048;
 
 /// [`mask_unaligned`] compiled for CPUs with AVX2.
