@@ -36,37 +36,37 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if buf.len() < WIDE_ALIGN_MIN && std::is_x86_feature_detected!("avx512f") {
+    if buf.len() < WIDE_ALIGN_MIN && has_avx512() {
         // SAFETY: `mask_unaligned_avx512` is only unsafe because it is
-        // compiled with AVX-512F enabled; the CPU was just checked to
-        // support it. Its body is safe code, tested against the naive
+        // compiled with AVX-512F enabled; `has_avx512` just checked that the
+        // CPU supports it. Its body is safe code, tested against the naive
         // reference in this module's tests.
         unsafe { mask_unaligned_avx512(buf, key) };
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if buf.len() < ALIGN_MIN && std::is_x86_feature_detected!("avx2") {
-        // SAFETY: `mask_unaligned_avx2` is only unsafe because it is
-        // compiled with AVX2 enabled; the CPU was just checked to support
-        // AVX2. Its body is the same safe code as `mask_unaligned`, tested
-        // against the naive reference in this module's tests.
+    if buf.len() < ALIGN_MIN && has_avx2() {
+        // SAFETY: `mask_unaligned_avx2` is only unsafe because it is compiled
+        // with AVX2 enabled; `has_avx2` just checked that the CPU supports it.
+        // Its body is the same safe code as `mask_unaligned`, tested against
+        // the naive reference in this module's tests.
         unsafe { mask_unaligned_avx2(buf, key) };
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if buf.len() >= WIDE_MIN && std::is_x86_feature_detected!("avx512f") {
+    if buf.len() >= WIDE_MIN && has_avx512() {
         // SAFETY: `mask_lanes_avx512` is only unsafe because it is compiled
-        // with AVX-512F enabled; the CPU was just checked to support it. Its
-        // body is safe code, tested against the naive reference in this
-        // module's tests.
+        // with AVX-512F enabled; `has_avx512` just checked that the CPU
+        // supports it. Its body is safe code, tested against the naive
+        // reference in this module's tests.
         unsafe { mask_lanes_avx512(buf, key) };
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if std::is_x86_feature_detected!("avx2") {
+    if has_avx2() {
         // SAFETY: `mask_blocks_avx2` is only unsafe because it is compiled
-        // with AVX2 enabled; the CPU was just checked to support AVX2. Its
-        // body is the same safe code as `mask_blocks`, tested against the
+        // with AVX2 enabled; `has_avx2` just checked that the CPU supports it.
+        // Its body is the same safe code as `mask_blocks`, tested against the
         // naive reference in this module's tests.
         unsafe { mask_blocks_avx2(buf, key) };
         return;
@@ -84,6 +84,43 @@ pub fn apply_mask_portable(buf: &mut [u8], key: [u8; 4], offset: usize) {
     } else {
         mask_blocks(buf, key);
     }
+}
+
+/// The instruction sets the masking loops have builds for, widest last.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Simd {
+    #[cfg(test)]
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+/// Whether the CPU has AVX-512F (and a test has not ruled it out).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[inline(always)]
+fn has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f") && allowed(Simd::Avx512)
+}
+
+/// Whether the CPU has AVX2 (and a test has not ruled it out).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[inline(always)]
+fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2") && allowed(Simd::Avx2)
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std", not(test)))]
+#[inline(always)]
+fn allowed(_: Simd) -> bool {
+    true
+}
+
+/// Tests cap the instruction set, so that every build of the loops runs
+/// on a CPU that has them all, not only the one the dispatch would pick.
+#[cfg(all(target_arch = "x86_64", feature = "std", test))]
+fn allowed(simd: Simd) -> bool {
+    tests::SIMD_CAP.with(|cap| simd <= cap.get())
 }
 
 /// Payloads shorter than this are masked inline, without run-time CPU
@@ -108,6 +145,7 @@ const ALIGN_MIN: usize = 512;
 /// 5.0 ns against 6.5 (AVX2 unaligned) and 6.2 (yawc); 512 B 7.0 against
 /// 9.0 and 8.7; 768 B 9.1 against 13.5 and 13.1; 1 KiB 19.1 against 14.3
 /// for the aligned AVX2 blocks.
+#[cfg_attr(not(all(target_arch = "x86_64", feature = "std")), allow(dead_code))]
 const WIDE_ALIGN_MIN: usize = 1024;
 
 /// Payloads of at least this many bytes are masked with 64-byte AVX-512
@@ -116,6 +154,7 @@ const WIDE_ALIGN_MIN: usize = 1024;
 /// cost more than the wider stores save (A/B against the AVX2 blocks:
 /// 1 KiB 16.7 against 14.2 ns, 2 KiB 21.8 against 23.5, 4 KiB 31.5 against
 /// 41.8, 16 KiB 109 against 122; docs/performance.md, Masking).
+#[cfg_attr(not(all(target_arch = "x86_64", feature = "std")), allow(dead_code))]
 const WIDE_MIN: usize = 2048;
 
 /// [`mask_unaligned`] compiled for CPUs with AVX2.
@@ -285,6 +324,7 @@ unsafe fn mask_lanes_avx512(buf: &mut [u8], key: [u8; 4]) {
 /// and lane loops across blocks, with a gather and a scatter per lane,
 /// while it turns this loop into 64-byte loads and stores, four per
 /// iteration.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[inline(always)]
 fn mask_lanes<const N: usize>(buf: &mut [u8], key: [u8; 4]) {
     let skip = buf.as_ptr().align_offset(N).min(buf.len());
@@ -312,6 +352,7 @@ unsafe fn mask_unaligned_avx512(buf: &mut [u8], key: [u8; 4]) {
 }
 
 /// XORs every 8-byte lane of `body` (a whole number of lanes) with `k`.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[inline(always)]
 fn xor_lanes(body: &mut [u8], k: u64) {
     for lane in body.chunks_exact_mut(8) {
@@ -353,19 +394,19 @@ pub(crate) fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4],
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if src.len() >= 64 && std::is_x86_feature_detected!("avx512f") {
+    if src.len() >= 64 && has_avx512() {
         // SAFETY: `copy_lanes_avx512` is only unsafe because it is compiled
-        // with AVX-512F enabled; the CPU was just checked to support it. Its
-        // body is safe code, tested against the naive reference in this
-        // module's tests.
+        // with AVX-512F enabled; `has_avx512` just checked that the CPU
+        // supports it. Its body is safe code, tested against the naive
+        // reference in this module's tests.
         unsafe { copy_lanes_avx512(dst, src, key) };
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if std::is_x86_feature_detected!("avx2") {
+    if has_avx2() {
         // SAFETY: `copy_blocks_avx2` is only unsafe because it is compiled
-        // with AVX2 enabled; the CPU was just checked to support AVX2. Its
-        // body is the same safe code as `copy_blocks`, tested against the
+        // with AVX2 enabled; `has_avx2` just checked that the CPU supports it.
+        // Its body is the same safe code as `copy_blocks`, tested against the
         // naive reference in this module's tests.
         unsafe { copy_blocks_avx2(dst, src, key) };
         return;
@@ -476,6 +517,33 @@ mod tests {
     use alloc::vec::Vec;
     use proptest::prelude::*;
 
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    std::thread_local! {
+        /// The widest instruction set this test thread lets the dispatch use.
+        pub(super) static SIMD_CAP: core::cell::Cell<Simd> =
+            const { core::cell::Cell::new(Simd::Avx512) };
+    }
+
+    /// Runs `check` once per instruction set the dispatch can use (those
+    /// this CPU lacks fall back to the next narrower one, as in use), so
+    /// every build of the loops is tested here, not only the widest.
+    fn for_each_simd(mut check: impl FnMut(&str)) {
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        {
+            for (cap, name) in [
+                (Simd::Avx512, "up to AVX-512"),
+                (Simd::Avx2, "up to AVX2"),
+                (Simd::Portable, "portable"),
+            ] {
+                SIMD_CAP.with(|c| c.set(cap));
+                check(name);
+            }
+            SIMD_CAP.with(|c| c.set(Simd::Avx512));
+        }
+        #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+        check("native");
+    }
+
     fn naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, b) in buf.iter_mut().enumerate() {
             *b ^= key[(offset + i) % 4];
@@ -503,24 +571,29 @@ mod tests {
     fn every_small_length_offset_and_alignment() {
         let key = [0x01, 0x23, 0x45, 0x67];
         let storage: Vec<u8> = (0..2300u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut in_place = storage.clone();
+        // Starts 0 to 71 put the payload at every address modulo 64.
         for start in 0..72 {
             for len in lengths() {
+                let range = start..start + len;
                 for offset in 0..5 {
-                    let mut fast = storage[start..start + len].to_vec();
-                    let mut portable = fast.clone();
-                    apply_mask_portable(&mut portable, key, offset);
-                    let mut slow = fast.clone();
-                    // Run on the original storage alignment too, not only on a fresh Vec.
-                    let mut in_place = storage.clone();
-                    apply_mask(&mut fast, key, offset);
-                    apply_mask(&mut in_place[start..start + len], key, offset);
+                    let mut slow = storage[range.clone()].to_vec();
                     naive(&mut slow, key, offset);
-                    assert_eq!(fast, slow, "start={start} len={len} offset={offset}");
+                    let mut portable = storage[range.clone()].to_vec();
+                    apply_mask_portable(&mut portable, key, offset);
                     assert_eq!(
                         portable, slow,
-                        "portable, start={start} len={len} offset={offset}"
+                        "apply_mask_portable, start={start} len={len} offset={offset}"
                     );
-                    assert_eq!(&in_place[start..start + len], &slow[..]);
+                    for_each_simd(|simd| {
+                        in_place[range.clone()].copy_from_slice(&storage[range.clone()]);
+                        apply_mask(&mut in_place[range.clone()], key, offset);
+                        assert_eq!(
+                            &in_place[range.clone()],
+                            &slow[..],
+                            "{simd}, start={start} len={len} offset={offset}"
+                        );
+                    });
                 }
             }
         }
@@ -548,11 +621,13 @@ mod tests {
                         let src = &storage[start..start + len];
                         let mut slow = src.to_vec();
                         naive(&mut slow, key, offset);
-                        assert_eq!(
-                            copied(src, key, offset, before),
-                            slow,
-                            "start={start} before={before} len={len} offset={offset}"
-                        );
+                        for_each_simd(|simd| {
+                            assert_eq!(
+                                copied(src, key, offset, before),
+                                slow,
+                                "{simd}, start={start} before={before} len={len} offset={offset}"
+                            );
+                        });
                     }
                 }
             }
@@ -568,13 +643,15 @@ mod tests {
             start in 0usize..64,
         ) {
             let start = start.min(data.len());
-            let mut fast = data.clone();
             let mut portable = data.clone();
             let mut slow = data.clone();
-            apply_mask(&mut fast[start..], key, offset);
             apply_mask_portable(&mut portable[start..], key, offset);
             naive(&mut slow[start..], key, offset);
-            prop_assert_eq!(&fast, &slow);
+            for_each_simd(|simd| {
+                let mut fast = data.clone();
+                apply_mask(&mut fast[start..], key, offset);
+                assert_eq!(&fast, &slow, "{}", simd);
+            });
             prop_assert_eq!(portable, slow);
         }
 
@@ -589,7 +666,9 @@ mod tests {
             let start = start.min(data.len());
             let mut slow = data[start..].to_vec();
             naive(&mut slow, key, offset);
-            prop_assert_eq!(copied(&data[start..], key, offset, before), slow);
+            for_each_simd(|simd| {
+                assert_eq!(copied(&data[start..], key, offset, before), slow, "{}", simd);
+            });
         }
 
         #[test]
