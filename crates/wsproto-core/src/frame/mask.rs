@@ -288,13 +288,7 @@ fn xor_block(block: &mut [u8], k: u64) {
 #[inline(always)]
 fn mask_blocks(buf: &mut [u8], key: [u8; 4]) {
     const N: usize = 32;
-    // `align_offset` may give up (usize::MAX); any start is then correct.
-    let skip = buf.as_ptr().align_offset(N).min(buf.len());
-    let Some((prefix, body)) = buf.split_at_mut_checked(skip) else {
-        return;
-    };
-    mask_short(prefix, key);
-    let key = rotate_key(key, skip);
+    let (body, key) = mask_head(buf, key, N);
     let k = wide(u32::from_ne_bytes(key));
     let mut blocks = body.chunks_exact_mut(N);
     for block in &mut blocks {
@@ -302,6 +296,18 @@ fn mask_blocks(buf: &mut [u8], key: [u8; 4]) {
     }
     // Whole blocks keep the key's phase.
     mask_short(blocks.into_remainder(), key);
+}
+
+/// Masks the bytes of `buf` before its first `align`-aligned address
+/// through [`mask_short`], and returns the rest of `buf` with the key as
+/// seen from there.
+#[inline(always)]
+fn mask_head(buf: &mut [u8], key: [u8; 4], align: usize) -> (&mut [u8], [u8; 4]) {
+    // `align_offset` may give up (usize::MAX); any start is then correct.
+    let skip = buf.as_ptr().align_offset(align).min(buf.len());
+    let (head, body) = buf.split_at_mut(skip);
+    mask_short(head, key);
+    (body, rotate_key(key, skip))
 }
 
 /// [`mask_blocks`] compiled for CPUs with AVX2.
@@ -327,12 +333,7 @@ unsafe fn mask_lanes_avx512(buf: &mut [u8], key: [u8; 4]) {
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[inline(always)]
 fn mask_lanes<const N: usize>(buf: &mut [u8], key: [u8; 4]) {
-    let skip = buf.as_ptr().align_offset(N).min(buf.len());
-    let Some((prefix, body)) = buf.split_at_mut_checked(skip) else {
-        return;
-    };
-    mask_short(prefix, key);
-    let key = rotate_key(key, skip);
+    let (body, key) = mask_head(buf, key, N);
     let k = wide(u32::from_ne_bytes(key));
     let (body, rest) = body.split_at_mut(body.len() / N * N);
     xor_lanes(body, k);
