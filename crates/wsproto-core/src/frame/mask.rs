@@ -343,13 +343,35 @@ fn mask_lanes<const N: usize>(buf: &mut [u8], key: [u8; 4]) {
 
 /// Payloads from [`VECTOR_MIN`] to [`WIDE_ALIGN_MIN`] on CPUs with AVX-512:
 /// 64-byte blocks from wherever `buf` starts (as [`mask_lanes`] without
-/// the alignment), then [`mask_short`].
+/// the alignment), then [`mask_short`]. The flat loop covers groups of
+/// four blocks; left to it, the one to three blocks after them went one
+/// 32-byte register at a time (384 B: 0.93x to 1.02x yawc's function in
+/// `mask_rounds`, 1.23x to 1.24x with the blocks written out).
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[target_feature(enable = "avx512f")]
 unsafe fn mask_unaligned_avx512(buf: &mut [u8], key: [u8; 4]) {
-    let (body, rest) = buf.split_at_mut(buf.len() / 64 * 64);
-    xor_lanes(body, wide(u32::from_ne_bytes(key)));
+    let k = wide(u32::from_ne_bytes(key));
+    let (body, rest) = buf.split_at_mut(buf.len() / 256 * 256);
+    xor_lanes(body, k);
+    // At most three blocks are left; written out, not as a loop, because
+    // LLVM would vectorize that loop across blocks with gathers.
+    let rest = xor_first_block(rest, k);
+    let rest = xor_first_block(rest, k);
+    let rest = xor_first_block(rest, k);
     mask_short(rest, key);
+}
+
+/// XORs the first 64 bytes of `buf`, if it holds as many, with `k`, and
+/// returns the bytes after them (or all of `buf`).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[inline(always)]
+fn xor_first_block(buf: &mut [u8], k: u64) -> &mut [u8] {
+    if buf.len() < 64 {
+        return buf;
+    }
+    let (block, rest) = buf.split_at_mut(64);
+    xor_lanes(block, k);
+    rest
 }
 
 /// XORs every 8-byte lane of `body` (a whole number of lanes) with `k`.
