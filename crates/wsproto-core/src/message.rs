@@ -210,21 +210,15 @@ impl Utf8Validator {
         // The common case, all valid, through the faster check that only
         // says yes or no, with a character cut by the end of the piece set
         // aside first (else the fast check fails and the data is read
-        // twice); the check that says where is for the rest.
+        // twice); the check that says where is for the rest, or for just
+        // the cut character once the rest passed.
         let cut = incomplete_tail(data);
         let (whole, tail) = data.split_at(data.len() - cut);
         if simdutf8::basic::from_utf8(whole).is_ok() {
             if tail.is_empty() {
                 return Ok(());
             }
-            return match simdutf8::compat::from_utf8(tail) {
-                Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => {
-                    self.partial[..tail.len()].copy_from_slice(tail);
-                    self.partial_len = tail.len() as u8;
-                    Ok(())
-                }
-                _ => Err(InvalidUtf8),
-            };
+            data = tail;
         }
         match simdutf8::compat::from_utf8(data) {
             Ok(_) => Ok(()),
