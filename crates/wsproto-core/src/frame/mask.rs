@@ -164,22 +164,39 @@ unsafe fn mask_unaligned_avx2(buf: &mut [u8], key: [u8; 4]) {
     mask_unaligned(buf, key);
 }
 
-/// Short payloads: 32-byte blocks from wherever `buf` starts, XORed with
-/// the key repeated over a 32-byte array (two SSE2 or one AVX2 XOR each),
-/// then [`mask_short`]. Inlined into the caller.
+/// Short payloads (chat messages, pings), and the bytes around a long
+/// payload's aligned blocks: 32-byte blocks from wherever `buf` starts (two
+/// SSE2 or one AVX2 XOR each, the key broadcast from a register), then
+/// 8-byte words, a 4-byte word and bytes. Inlined into the caller.
+///
+/// The words do not overlap: a load that partly overlaps a recent store of
+/// another size waits for that store to retire (a store-forwarding stall),
+/// which made overlapping first and last words slower than this when the
+/// same bytes were masked again soon after. Measured alternatives
+/// (`ab_small`-style interleaved rounds against yawc's function, 4 B to
+/// 255 B): a 32-byte key pattern built byte by byte in a stack array (what
+/// this was) lost 0.7x to 0.9x at 32 to 128 B, its byte stores stalling
+/// the wide loads of the pattern; a 16-byte word after the blocks instead
+/// of the 8-byte loop lost at multiples of 32 B (0.89x at 32 B).
 #[inline(always)]
 fn mask_unaligned(buf: &mut [u8], key: [u8; 4]) {
-    let mut pattern = [0u8; 32];
-    for (p, k) in pattern.iter_mut().zip(key.iter().cycle()) {
-        *p = *k;
-    }
+    let k = u32::from_ne_bytes(key);
     let mut blocks = buf.chunks_exact_mut(32);
     for block in &mut blocks {
-        for (b, p) in block.iter_mut().zip(pattern.iter()) {
-            *b ^= *p;
-        }
+        xor_lanes(block, wide(k));
     }
-    mask_short(blocks.into_remainder(), key);
+    // Blocks and words are whole multiples of the key: its phase stays.
+    let mut words = blocks.into_remainder().chunks_exact_mut(8);
+    for word in &mut words {
+        xor_lanes(word, wide(k));
+    }
+    let (word, tail) = split_word::<4>(words.into_remainder());
+    if let Some(word) = word {
+        *word = (u32::from_ne_bytes(*word) ^ k).to_ne_bytes();
+    }
+    for (byte, k) in tail.iter_mut().zip(key) {
+        *byte ^= k;
+    }
 }
 
 #[inline]
@@ -194,36 +211,6 @@ fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
         k.rotate_left(shift)
     };
     rotated.to_ne_bytes()
-}
-
-/// Payloads shorter than a block (chat messages, pings), and the bytes
-/// around a long payload's aligned blocks: 16-, 8- and 4-byte words, then
-/// bytes. The words do not overlap: a load that partly overlaps a recent
-/// store of another size waits for that store to retire (a
-/// store-forwarding stall), which made overlapping first and last words
-/// slower than this when the same bytes were masked again soon after.
-#[inline]
-fn mask_short(buf: &mut [u8], key: [u8; 4]) {
-    let k = u32::from_ne_bytes(key);
-    let mut rest = buf;
-    loop {
-        let (word, tail) = split_word::<16>(rest);
-        rest = tail;
-        let Some(word) = word else { break };
-        *word = (u128::from_ne_bytes(*word) ^ wider(k)).to_ne_bytes();
-    }
-    // Words are whole multiples of the key, so its phase stays the same.
-    let (word, tail) = split_word::<8>(rest);
-    if let Some(word) = word {
-        *word = (u64::from_ne_bytes(*word) ^ wide(k)).to_ne_bytes();
-    }
-    let (word, tail) = split_word::<4>(tail);
-    if let Some(word) = word {
-        *word = (u32::from_ne_bytes(*word) ^ k).to_ne_bytes();
-    }
-    for (byte, k) in tail.iter_mut().zip(key) {
-        *byte ^= k;
-    }
 }
 
 /// The first `N` bytes of `buf`, if it holds as many, and the rest.
@@ -241,13 +228,6 @@ fn wide(k: u32) -> u64 {
     u64::from(k) | (u64::from(k) << 32)
 }
 
-/// The key word repeated over 16 bytes.
-#[inline(always)]
-fn wider(k: u32) -> u128 {
-    let k = u128::from(wide(k));
-    k | (k << 64)
-}
-
 /// The key word as seen from `offset` bytes further into the payload.
 #[inline(always)]
 fn rotate_word(k: u32, offset: usize) -> u32 {
@@ -256,11 +236,9 @@ fn rotate_word(k: u32, offset: usize) -> u32 {
 
 /// XORs every 8-byte lane of `buf` (a whole number of lanes) with a key
 /// word repeated over it. On a 32-byte block LLVM makes it one AVX2 or two
-/// SSE2 XORs with the key broadcast from a register: for the aligned
-/// blocks of [`mask_blocks`] this beats [`mask_unaligned`]'s loop (4 KiB
-/// 120 against 100 GiB/s, 16 KiB 141 against 119 in an A/B run); for short
-/// payloads inline, the pattern array was faster (32 B 2.0 against 2.5 ns).
-/// Over many blocks at once it becomes 64-byte XORs under AVX-512.
+/// SSE2 XORs with the key broadcast from a register (a key pattern in a
+/// stack array was slower: 4 KiB 100 against 120 GiB/s in the aligned
+/// blocks). Over many blocks at once it becomes 64-byte XORs under AVX-512.
 #[inline(always)]
 fn xor_lanes(buf: &mut [u8], k: u64) {
     for lane in buf.chunks_exact_mut(8) {
@@ -277,8 +255,8 @@ fn xor_lanes(buf: &mut [u8], k: u64) {
 /// that does not, and received payloads start anywhere: a 1-byte
 /// misalignment made every other AVX2 store straddle, leaving AVX2 slower
 /// than SSE2 at 256 B to 1 KiB. So the bytes before the first aligned
-/// address and after the last whole block go through [`mask_short`]
-/// (16-, 8- and 4-byte words that do not overlap).
+/// address go through [`mask_unaligned`], and so do the blocks after it,
+/// whose last few bytes are words that do not overlap.
 ///
 /// Measured alternatives that were slower (docs/performance.md): unaligned
 /// first and last blocks overlapping the aligned ones (read into a
@@ -288,26 +266,19 @@ fn xor_lanes(buf: &mut [u8], k: u64) {
 /// against 122 ns).
 #[inline(always)]
 fn mask_blocks(buf: &mut [u8], key: [u8; 4]) {
-    const N: usize = 32;
-    let (body, key) = mask_head(buf, key, N);
-    let k = wide(u32::from_ne_bytes(key));
-    let mut blocks = body.chunks_exact_mut(N);
-    for block in &mut blocks {
-        xor_lanes(block, k);
-    }
-    // Whole blocks keep the key's phase.
-    mask_short(blocks.into_remainder(), key);
+    let (body, key) = mask_head(buf, key, 32);
+    mask_unaligned(body, key);
 }
 
 /// Masks the bytes of `buf` before its first `align`-aligned address
-/// through [`mask_short`], and returns the rest of `buf` with the key as
+/// through [`mask_unaligned`], and returns the rest of `buf` with the key as
 /// seen from there.
 #[inline(always)]
 fn mask_head(buf: &mut [u8], key: [u8; 4], align: usize) -> (&mut [u8], [u8; 4]) {
     // `align_offset` may give up (usize::MAX); any start is then correct.
     let skip = buf.as_ptr().align_offset(align).min(buf.len());
     let (head, body) = buf.split_at_mut(skip);
-    mask_short(head, key);
+    mask_unaligned(head, key);
     (body, rotate_key(key, skip))
 }
 
@@ -339,12 +310,12 @@ fn mask_lanes<const N: usize>(buf: &mut [u8], key: [u8; 4]) {
     let (body, rest) = body.split_at_mut(body.len() / N * N);
     xor_lanes(body, k);
     // Whole blocks keep the key's phase.
-    mask_short(rest, key);
+    mask_unaligned(rest, key);
 }
 
 /// Payloads from [`VECTOR_MIN`] to [`WIDE_ALIGN_MIN`] on CPUs with AVX-512:
 /// 64-byte blocks from wherever `buf` starts (as [`mask_lanes`] without
-/// the alignment), then [`mask_short`]. The flat loop covers groups of
+/// the alignment), then [`mask_unaligned`]. The flat loop covers groups of
 /// four blocks; left to it, the one to three blocks after them went one
 /// 32-byte register at a time (384 B: 0.93x to 1.02x yawc's function in
 /// `mask_rounds`, 1.23x to 1.24x with the blocks written out).
@@ -359,7 +330,7 @@ unsafe fn mask_unaligned_avx512(buf: &mut [u8], key: [u8; 4]) {
     let rest = xor_first_block(rest, k);
     let rest = xor_first_block(rest, k);
     let rest = xor_first_block(rest, k);
-    mask_short(rest, key);
+    mask_unaligned(rest, key);
 }
 
 /// XORs the first 64 bytes of `buf`, if it holds as many, with `k`, and
