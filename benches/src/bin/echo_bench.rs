@@ -5,9 +5,17 @@
 //! ```text
 //! cargo run --release -p wsproto-benches --bin echo_bench -- run [--quick]
 //! cargo run --release -p wsproto-benches --bin echo_bench -- run --deflate [--quick]
+//! cargo run --release -p wsproto-benches --bin echo_bench -- run --corked --window 16 [--quick]
 //! cargo run --release -p wsproto-benches --bin echo_bench -- server --lib wsproto --addr 127.0.0.1:9100
 //! cargo run --release -p wsproto-benches --bin echo_bench -- load --addr 127.0.0.1:9100 --conns 100 --size 1024
 //! ```
+//!
+//! With `--corked` the servers of the libraries that are a `Stream` and a
+//! `Sink` feed each echo and flush only when no message is already
+//! received (`next_corked`), so that a burst read in one go goes back in
+//! as few writes as the library allows; fastwebsockets has no queue to feed
+//! and writes every frame as before. It only matters with more than one
+//! message in flight per connection (`--window`).
 //!
 //! `run` starts each server as a child process, drives it with the load
 //! generator below for every (connections, message size) cell, reads the
@@ -89,6 +97,7 @@ fn server_main(args: &[String]) -> Res<()> {
     }
     let addr = flag(args, "--addr").unwrap_or_else(|| "127.0.0.1:0".into());
     let deflate = args.iter().any(|a| a == "--deflate");
+    let corked = args.iter().any(|a| a == "--corked");
     if deflate && !DEFLATE_LIBS.contains(&lib.as_str()) {
         return Err(format!("--deflate: {lib} does not implement permessage-deflate").into());
     }
@@ -106,12 +115,13 @@ fn server_main(args: &[String]) -> Res<()> {
             // one future matching over every library would be as large as
             // the largest of them, for every connection of every library.
             match lib.as_str() {
-                "wsproto" => drop(tokio::spawn(echo_wsproto(tcp, deflate))),
+                "wsproto" => drop(tokio::spawn(echo_wsproto(tcp, deflate, corked))),
                 "floor" => drop(tokio::spawn(echo_floor(tcp))),
-                "yawc" => drop(tokio::spawn(echo_yawc(tcp, deflate))),
-                "tokio-tungstenite" => drop(tokio::spawn(echo_tungstenite(tcp))),
+                "yawc" => drop(tokio::spawn(echo_yawc(tcp, deflate, corked))),
+                "tokio-tungstenite" => drop(tokio::spawn(echo_tungstenite(tcp, corked))),
+                // It writes every frame as it goes: nothing to cork.
                 "fastwebsockets" => drop(tokio::spawn(echo_fastwebsockets(tcp))),
-                _ => drop(tokio::spawn(echo_tokio_websockets(tcp))),
+                _ => drop(tokio::spawn(echo_tokio_websockets(tcp, corked))),
             }
         }
     })
@@ -119,13 +129,36 @@ fn server_main(args: &[String]) -> Res<()> {
 
 /// Each server is the library's idiomatic echo loop: read a whole message
 /// (UTF-8 validated if text), send it back, flushing each one.
-async fn echo_wsproto(tcp: TcpStream, deflate: bool) -> Res<()> {
+/// With `--corked`, the next message without flushing while one is already
+/// received; when the stream would wait, what was fed goes out first (in
+/// one write where the library queues it). For every library that is a
+/// `Stream` and a `Sink`: the same loop, what uWebSockets calls corking.
+async fn next_corked<W, T, I>(ws: &mut W) -> Res<Option<T>>
+where
+    W: futures_util::Stream<Item = T> + futures_util::Sink<I> + Unpin,
+    W::Error: std::error::Error + Send + Sync + 'static,
+{
+    use futures_util::FutureExt;
+    if let Some(next) = ws.next().now_or_never() {
+        return Ok(next);
+    }
+    ws.flush().await?;
+    Ok(ws.next().await)
+}
+
+async fn echo_wsproto(tcp: TcpStream, deflate: bool, corked: bool) -> Res<()> {
     let config = wsproto_tokio::Config {
         deflate: deflate.then(wsproto_tokio::DeflateConfig::default),
         ..wsproto_tokio::Config::default()
     };
     let mut ws =
         wsproto_tokio::accept_with(tcp, config, |_| Ok(wsproto_tokio::Accept::default())).await?;
+    if corked {
+        while let Some(message) = next_corked(&mut ws).await? {
+            ws.feed(message?).await?;
+        }
+        return Ok(());
+    }
     while let Some(message) = ws.next().await {
         ws.send(message?).await?;
     }
@@ -189,7 +222,7 @@ async fn floor_handshake(tcp: &mut TcpStream) -> Res<()> {
 
 /// yawc upgrades through hyper; UTF-8 validation is switched on so that it
 /// does the same work as the others.
-async fn echo_yawc(tcp: TcpStream, deflate: bool) -> Res<()> {
+async fn echo_yawc(tcp: TcpStream, deflate: bool, corked: bool) -> Res<()> {
     let service = hyper::service::service_fn(move |mut req| async move {
         let options = yawc::Options::default().with_utf8();
         let options = if deflate {
@@ -202,7 +235,13 @@ async fn echo_yawc(tcp: TcpStream, deflate: bool) -> Res<()> {
         let (response, upgrade) = yawc::WebSocket::upgrade_with_options(&mut req, options)?;
         tokio::spawn(async move {
             let Ok(mut ws) = upgrade.await else { return };
-            while let Some(frame) = ws.next().await {
+            loop {
+                let frame = if corked {
+                    next_corked(&mut ws).await
+                } else {
+                    Ok(ws.next().await)
+                };
+                let Ok(Some(frame)) = frame else { break };
                 let (opcode, _, payload) = frame.into_parts();
                 let echo = match opcode {
                     yawc::OpCode::Text => yawc::Frame::text(payload),
@@ -210,7 +249,12 @@ async fn echo_yawc(tcp: TcpStream, deflate: bool) -> Res<()> {
                     yawc::OpCode::Close => break,
                     _ => continue,
                 };
-                if ws.send(echo).await.is_err() {
+                let sent = if corked {
+                    ws.feed(echo).await
+                } else {
+                    ws.send(echo).await
+                };
+                if sent.is_err() {
                     break;
                 }
             }
@@ -224,8 +268,17 @@ async fn echo_yawc(tcp: TcpStream, deflate: bool) -> Res<()> {
     Ok(())
 }
 
-async fn echo_tungstenite(tcp: TcpStream) -> Res<()> {
+async fn echo_tungstenite(tcp: TcpStream, corked: bool) -> Res<()> {
     let mut ws = tokio_tungstenite::accept_async(tcp).await?;
+    if corked {
+        while let Some(message) = next_corked(&mut ws).await? {
+            let message = message?;
+            if message.is_binary() || message.is_text() {
+                ws.feed(message).await?;
+            }
+        }
+        return Ok(());
+    }
     while let Some(message) = ws.next().await {
         let message = message?;
         if message.is_binary() || message.is_text() {
@@ -252,9 +305,18 @@ async fn echo_fastwebsockets(mut tcp: TcpStream) -> Res<()> {
     }
 }
 
-async fn echo_tokio_websockets(mut tcp: TcpStream) -> Res<()> {
+async fn echo_tokio_websockets(mut tcp: TcpStream, corked: bool) -> Res<()> {
     handshake_by_hand(&mut tcp).await?;
     let mut ws = tokio_websockets::ServerBuilder::new().serve(tcp);
+    if corked {
+        while let Some(message) = next_corked(&mut ws).await? {
+            let message = message?;
+            if message.is_binary() || message.is_text() {
+                ws.feed(message).await?;
+            }
+        }
+        return Ok(());
+    }
     while let Some(message) = ws.next().await {
         let message = message?;
         if message.is_binary() || message.is_text() {
@@ -661,10 +723,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(lib: &str, deflate: bool) -> Res<Server> {
+    fn start(lib: &str, deflate: bool, corked: bool) -> Res<Server> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["server", "--lib", lib])
             .args(deflate.then_some("--deflate"))
+            .args(corked.then_some("--corked"))
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -731,6 +794,7 @@ struct Cell {
 fn run_main(args: &[String]) -> Res<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let deflate = args.iter().any(|a| a == "--deflate");
+    let corked = args.iter().any(|a| a == "--corked");
     let libs: Vec<String> = match flag(args, "--libs") {
         Some(list) => list.split(',').map(str::to_string).collect(),
         None if deflate => DEFLATE_LIBS.iter().map(|s| s.to_string()).collect(),
@@ -769,7 +833,7 @@ fn run_main(args: &[String]) -> Res<()> {
             let mut samples: Vec<Vec<Cell>> = libs.iter().map(|_| Vec::new()).collect();
             for _ in 0..rounds {
                 for (lib, samples) in libs.iter().zip(&mut samples) {
-                    let cell = measure_cell(lib, conns, size, window, seconds, deflate)?;
+                    let cell = measure_cell(lib, conns, size, window, seconds, deflate, corked)?;
                     eprintln!(
                         "{lib:>18} {conns:>5} conns x {size:>6} B: {:>9.0} msgs/s  p50 {:>9.1?}  p99 {:>9.1?}  server CPU/msg {:>7.2?}",
                         cell.rate, cell.p50, cell.p99, cell.cpu_per_msg
@@ -792,7 +856,7 @@ fn run_main(args: &[String]) -> Res<()> {
             );
         }
     }
-    print_tables(&results, window, seconds, rounds, idle, deflate);
+    print_tables(&results, window, seconds, rounds, idle, deflate, corked);
     Ok(())
 }
 
@@ -805,8 +869,9 @@ fn measure_cell(
     window: usize,
     seconds: u64,
     deflate: bool,
+    corked: bool,
 ) -> Res<Cell> {
-    let server = Server::start(lib, deflate)?;
+    let server = Server::start(lib, deflate, corked)?;
     let load = Load {
         addr: server.addr,
         conns,
@@ -837,7 +902,7 @@ fn measure_cell(
 /// compressed 1 KiB text message, so that both zlib streams exist), then
 /// left idle.
 fn idle_memory(lib: &str, n: usize, deflate: bool) -> Res<f64> {
-    let server = Server::start(lib, deflate)?;
+    let server = Server::start(lib, deflate, false)?;
     let addr = server.addr;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -902,6 +967,7 @@ fn print_tables(
     rounds: usize,
     idle: usize,
     deflate: bool,
+    corked: bool,
 ) {
     let names: Vec<&str> = results.iter().map(|(l, _, _)| l.as_str()).collect();
     let ours = results.iter().position(|(l, _, _)| l == "wsproto");
@@ -909,6 +975,11 @@ fn print_tables(
         "JSON text with permessage-deflate (window 15, context takeover, level 6)"
     } else {
         "binary messages"
+    };
+    let what = if corked {
+        format!("{what}, corked servers (each Stream + Sink library feeds its echoes and flushes only when no message is already received; fastwebsockets writes every frame)")
+    } else {
+        what.to_string()
     };
     println!(
         "Echo over loopback, {what}: {window} message(s) in flight per connection, {seconds} s measured after 1 s warm-up, median of {rounds} interleaved round(s); server on a current-thread runtime.\n"
@@ -941,6 +1012,9 @@ fn print_tables(
         println!("| {} × {} B | {} |", cell.conns, cell.size, row.join(" | "));
     }
     println!("\n(x) is wsproto's messages/s divided by that column's.\n");
+    if idle == 0 {
+        return;
+    }
     let first = if deflate {
         "one compressed 1 KiB echo"
     } else {

@@ -241,6 +241,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if self.done {
                 return Poll::Ready(None);
             }
+            // Events already received come first, without touching the
+            // transport: what the caller queued meanwhile (echoes fed with
+            // `feed`, automatic pongs) goes out in one write when the input
+            // runs dry, as uWebSockets corks its sends. The core stops
+            // handing out events while its outgoing buffer is above
+            // `max_write_buffer`, so the queue stays bounded.
+            if self.error.is_none() {
+                match self.conn.poll_event() {
+                    Ok(Some(event)) => {
+                        if let Event::Close(frame) = &event {
+                            self.close_frame = Some(frame.clone());
+                        }
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    Ok(None) => {}
+                    // Reported once the close frame it queued is out.
+                    Err(e) => self.error = Some(Error::Protocol(e)),
+                }
+            }
             let written = match self.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => true,
                 Poll::Ready(Err(e)) => {
@@ -263,22 +282,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
                 self.done = true;
                 return Poll::Ready(self.error.take().map(Err));
-            }
-            if self.error.is_none() {
-                match self.conn.poll_event() {
-                    Ok(Some(event)) => {
-                        if let Event::Close(frame) = &event {
-                            self.close_frame = Some(frame.clone());
-                        }
-                        return Poll::Ready(Some(Ok(event)));
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        // Report it once the close frame it queued is out.
-                        self.error = Some(Error::Protocol(e));
-                        continue;
-                    }
-                }
             }
             if self.poll_timer(cx) {
                 continue;
@@ -377,6 +380,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 /// reading therefore stops `send`, `feed` and `send_all` instead of growing
 /// memory: at most the high-water mark plus one message stays queued.
 /// [`buffered_out`](WebSocketStream::buffered_out) tells how much is queued.
+///
+/// # Fewer writes: `feed` instead of `send`
+///
+/// `send` writes each message out before it returns. `feed` only queues
+/// it, and `next()` writes the queue out when it has no received message
+/// left to return and is about to wait for the transport, so a server
+/// answering a burst of pipelined requests with
+/// `while let Some(m) = ws.next().await { ws.feed(reply(m?)).await? }`
+/// makes one write for the whole burst instead of one per message (what
+/// uWebSockets calls corking). Queued messages also go out with `flush`,
+/// `close`, or when the queue passes the high-water mark.
 ///
 /// # Cancel safety
 ///

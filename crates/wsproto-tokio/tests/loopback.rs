@@ -403,3 +403,98 @@ async fn peer_vanishing_is_an_abnormal_closure() {
     assert!(matches!(end, Error::AbnormalClosure), "{end}");
     assert_eq!(end.close_code(), Some(CloseCode::Abnormal));
 }
+
+/// A TCP stream that counts the writes that reached the socket.
+struct CountingWrites {
+    tcp: TcpStream,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let result = std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if result.is_ready() {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// Echoes ten frames that arrived in one read, fed (`feed`) or sent
+/// (`send`) one by one, and returns how many writes reached the socket
+/// before the echoes were all back at the client.
+async fn writes_for_ten_echoes(fed: bool) -> usize {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (mut client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let client = client.as_mut().unwrap();
+    let frames: Vec<u8> = (0..10u8)
+        .flat_map(|i| client_frame(0x82, &[i; 16]))
+        .collect();
+    // All ten are in the server's socket before it reads.
+    client.write_all(&frames).await.unwrap();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let io = CountingWrites {
+        tcp: accepted.unwrap().0,
+        writes: writes.clone(),
+    };
+    let server = tokio::spawn(async move {
+        let mut ws = WebSocketStream::from_upgraded(io, Role::Server, Config::default(), &[]);
+        while let Some(message) = ws.next().await {
+            let message = message.unwrap();
+            if fed {
+                ws.feed(message).await.unwrap();
+            } else {
+                ws.send(message).await.unwrap();
+            }
+        }
+    });
+    let mut echoes = vec![0u8; 10 * 18];
+    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut echoes))
+        .await
+        .expect("the echoes did not come back")
+        .unwrap();
+    let expected: Vec<u8> = (0..10u8)
+        .flat_map(|i| [&[0x82, 16][..], &[i; 16][..]].concat())
+        .collect();
+    assert_eq!(echoes, expected);
+    let writes = writes.load(std::sync::atomic::Ordering::SeqCst);
+    server.abort();
+    writes
+}
+
+#[tokio::test]
+async fn messages_fed_while_input_is_buffered_go_out_in_one_write() {
+    // `send` flushes each echo: ten writes, which shows the count is real.
+    assert_eq!(writes_for_ten_echoes(false).await, 10);
+    // `feed` queues them; the reader writes the queue out once, when the
+    // buffered input runs dry and it is about to wait on the socket.
+    assert_eq!(writes_for_ten_echoes(true).await, 1);
+}
