@@ -18,7 +18,7 @@ import sys
 root = pathlib.Path("target/criterion")
 prefix = sys.argv[1] if len(sys.argv) > 1 else ""
 baselines = sys.argv[2:] or ["memcpy"]
-NOT_PEERS = {"memcpy", "naive"}  # baselines, not libraries
+NOT_PEERS = {"memcpy", "memcpy_reused", "naive"}  # baselines, not libraries
 
 
 def size_key(name):

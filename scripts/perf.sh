@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the criterion benches (mask, decode, encode; peers side by side in the
 # same run) and the loopback echo comparison (benches/src/bin/echo_bench.rs),
-# and prints the tables of docs/performance.md.
+# the same with corked servers and 16 messages in flight per connection, and
+# prints the tables of docs/performance.md.
 #
 #   scripts/perf.sh [--quick]
 #
@@ -23,10 +24,13 @@ echo "## mask (GB/s; ratios: wsproto over the column named)"
 scripts/bench_table.py mask memcpy fastwebsockets fastest-peer
 echo
 echo "## decode (million messages/s)"
-scripts/bench_table.py decode memcpy tungstenite fastwebsockets fastest-peer
+scripts/bench_table.py decode memcpy memcpy_reused tungstenite fastwebsockets fastest-peer
 echo
 echo "## encode (million messages/s)"
 scripts/bench_table.py encode memcpy tungstenite fastwebsockets fastest-peer
 echo
 echo "## echo over loopback (tokio, one server thread each)"
 target/release/echo_bench run "${echo_args[@]}" 2> target/echo_bench.log
+echo
+echo "## echo, corked servers, 16 messages in flight per connection"
+target/release/echo_bench run --corked --window 16 --conns 100,1000 --idle 0 "${echo_args[@]}" 2> target/echo_bench_corked.log
