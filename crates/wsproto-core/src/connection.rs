@@ -25,11 +25,14 @@ use crate::transmit::{Chunks, TxQueue, SHARE_MIN};
 use crate::Status;
 
 /// How many inputs of the current size the receive buffer makes room for
-/// when it has to grow for an input of `LARGE_INPUT` bytes or more. Reads of
-/// the adapters' size (16 KiB at most through `receive`) stay below it:
-/// they grow the buffer by what they bring, and an idle connection's
-/// message then needs no more than that.
-const RECEIVE_ROOM: usize = 4;
+/// when it has to grow for an input of `LARGE_INPUT` bytes or more. Smaller
+/// inputs (small messages, and the std adapter's 16 KiB reads) grow the
+/// buffer by what they bring, so an idle connection's message needs no
+/// more than that. Two, not more: the tokio adapter hands over reads of up
+/// to 128 KiB, and one such read per connection should not hold four
+/// times its size; four, two and one made no difference beyond noise in
+/// the decode bench's 64 KiB inputs (docs/performance.md, Decoding).
+const RECEIVE_ROOM: usize = 2;
 const LARGE_INPUT: usize = 32 * 1024;
 
 /// What the peer sent.
@@ -288,6 +291,29 @@ impl Connection {
     /// pile up pongs faster than they drain).
     pub fn wants_read(&self) -> bool {
         !self.reading_done() && self.tx.len() <= self.config.max_write_buffer
+    }
+
+    /// How many bytes of the frame being received have not arrived yet, as
+    /// far as the decoder has parsed the input (0 between frames): a read
+    /// of this size takes the rest of the frame in one system call.
+    /// Adapters size their reads with it, capped by their own limit, since
+    /// the peer declares the length before it sends the bytes.
+    ///
+    /// ```
+    /// use wsproto_core::{Config, Connection};
+    ///
+    /// let mut conn = Connection::server(Config::default());
+    /// // A masked binary frame of 1000 bytes: header, key, first 10 bytes.
+    /// let mut input = vec![0x82, 0xfe, 0x03, 0xe8, 1, 2, 3, 4];
+    /// input.extend_from_slice(&[0; 10]);
+    /// conn.receive(&input);
+    /// assert!(conn.poll_event().unwrap().is_none());
+    /// assert_eq!(conn.frame_remaining(), 990);
+    /// ```
+    pub fn frame_remaining(&self) -> u64 {
+        self.decoder
+            .payload_progress()
+            .map_or(0, |(_, _, remaining)| remaining)
     }
 
     /// Hands the connection bytes read from the transport.

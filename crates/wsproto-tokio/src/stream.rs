@@ -28,6 +28,15 @@ use crate::Error;
 
 /// Bytes to read from the transport per call at least.
 const READ_CHUNK: usize = 16 * 1024;
+/// The thread's scratch buffer, where a connection with nothing
+/// half-received reads: one per thread, so it can take a whole 64 KiB
+/// message with its header in one read (at 16 KiB such an echo took four
+/// reads, fastwebsockets two).
+const SCRATCH_SIZE: usize = 128 * 1024;
+/// Bytes to read per call at most, when the frame being received is
+/// longer: room reserved ahead of the bytes, so bounded even though the
+/// peer's declared length is bounded only by `Config::max_frame_size`.
+const MAX_READ: usize = 256 * 1024;
 /// Buffer memory a connection keeps while idle (see
 /// `Connection::release_memory`): enough for small messages to flow without
 /// allocating, little enough for thousands of idle connections.
@@ -37,11 +46,11 @@ thread_local! {
     /// Where idle connections read into: one buffer per thread instead of
     /// one per connection.
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+        std::cell::RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
 }
 
 /// Reads into the thread's scratch buffer and hands what arrived to `conn`
-/// (one copy of what one read returns, at most `READ_CHUNK` bytes).
+/// (one copy of what one read returns, at most `SCRATCH_SIZE` bytes).
 fn poll_read_scratch<S: AsyncRead + Unpin>(
     io: Pin<&mut S>,
     cx: &mut Context<'_>,
@@ -296,9 +305,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 // receive buffer of its own.
                 poll_read_scratch(Pin::new(&mut self.io), cx, &mut self.conn)
             } else {
+                // The rest of a large frame in one read where the transport
+                // has it (a 64 KiB echo took four reads at 16 KiB).
+                let want = usize::try_from(self.conn.frame_remaining())
+                    .unwrap_or(usize::MAX)
+                    .clamp(READ_CHUNK, MAX_READ);
                 let buf = self.conn.read_buf();
-                if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                    buf.reserve(READ_CHUNK);
+                let spare = buf.capacity() - buf.len();
+                if spare < READ_CHUNK / 4 || spare < want {
+                    buf.reserve(want);
                 }
                 tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
             };

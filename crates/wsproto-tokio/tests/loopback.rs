@@ -404,10 +404,12 @@ async fn peer_vanishing_is_an_abnormal_closure() {
     assert_eq!(end.close_code(), Some(CloseCode::Abnormal));
 }
 
-/// A TCP stream that counts the writes that reached the socket.
+/// A TCP stream that counts the writes that reached the socket and the
+/// reads that brought bytes.
 struct CountingWrites {
     tcp: TcpStream,
     writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl tokio::io::AsyncRead for CountingWrites {
@@ -416,7 +418,12 @@ impl tokio::io::AsyncRead for CountingWrites {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
     }
 }
 
@@ -464,6 +471,7 @@ async fn writes_for_ten_echoes(fed: bool) -> usize {
     let io = CountingWrites {
         tcp: accepted.unwrap().0,
         writes: writes.clone(),
+        reads: Default::default(),
     };
     let server = tokio::spawn(async move {
         let mut ws = WebSocketStream::from_upgraded(io, Role::Server, Config::default(), &[]);
@@ -497,4 +505,38 @@ async fn messages_fed_while_input_is_buffered_go_out_in_one_write() {
     // `feed` queues them; the reader writes the queue out once, when the
     // buffered input runs dry and it is about to wait on the socket.
     assert_eq!(writes_for_ten_echoes(true).await, 1);
+}
+
+#[tokio::test]
+async fn a_64_kib_frame_already_in_the_socket_takes_one_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (mut client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let client = client.as_mut().unwrap();
+    let payload: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+    let key = [9, 8, 7, 6];
+    let mut frame = vec![0x82, 0x80 | 127];
+    frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    // The whole frame waits in the server's socket (64 KiB fits the
+    // default receive buffer) before the server reads.
+    client.write_all(&frame).await.unwrap();
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let io = CountingWrites {
+        tcp: accepted.unwrap().0,
+        writes: Default::default(),
+        reads: reads.clone(),
+    };
+    let mut ws = WebSocketStream::from_upgraded(io, Role::Server, Config::default(), &[]);
+    let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("no message")
+        .unwrap()
+        .unwrap();
+    assert_eq!(message, Message::binary(payload));
+    // One read where the kernel hands it over in one piece (16 KiB reads
+    // took four). Loopback may still split it once.
+    let reads = reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(reads <= 2, "{reads} reads for one 64 KiB frame");
 }
