@@ -151,18 +151,10 @@ async fn echo_wsproto(tcp: TcpStream, deflate: bool, corked: bool) -> Res<()> {
         deflate: deflate.then(wsproto_tokio::DeflateConfig::default),
         ..wsproto_tokio::Config::default()
     };
-    let mut ws =
+    let ws =
         wsproto_tokio::accept_with(tcp, config, |_| Ok(wsproto_tokio::Accept::default())).await?;
-    if corked {
-        while let Some(message) = next_corked(&mut ws).await? {
-            ws.feed(message?).await?;
-        }
-        return Ok(());
-    }
-    while let Some(message) = ws.next().await {
-        ws.send(message?).await?;
-    }
-    Ok(())
+    // The stream yields data messages only.
+    echo_messages(ws, corked, |_| true).await
 }
 
 /// The floor under every library's idle memory: a task per connection
@@ -268,24 +260,37 @@ async fn echo_yawc(tcp: TcpStream, deflate: bool, corked: bool) -> Res<()> {
     Ok(())
 }
 
-async fn echo_tungstenite(tcp: TcpStream, corked: bool) -> Res<()> {
-    let mut ws = tokio_tungstenite::accept_async(tcp).await?;
-    if corked {
-        while let Some(message) = next_corked(&mut ws).await? {
-            let message = message?;
-            if message.is_binary() || message.is_text() {
-                ws.feed(message).await?;
-            }
-        }
-        return Ok(());
-    }
-    while let Some(message) = ws.next().await {
+/// The echo loop of a library that is a `Stream` of messages and a `Sink`
+/// of them: every data message goes back, with `send`, or with `feed`
+/// when `corked`.
+async fn echo_messages<W, M, E>(mut ws: W, corked: bool, is_data: fn(&M) -> bool) -> Res<()>
+where
+    W: futures_util::Stream<Item = Result<M, E>> + futures_util::Sink<M> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+    <W as futures_util::Sink<M>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    loop {
+        let next = if corked {
+            next_corked(&mut ws).await?
+        } else {
+            ws.next().await
+        };
+        let Some(message) = next else { return Ok(()) };
         let message = message?;
-        if message.is_binary() || message.is_text() {
+        if !is_data(&message) {
+            continue;
+        }
+        if corked {
+            ws.feed(message).await?;
+        } else {
             ws.send(message).await?;
         }
     }
-    Ok(())
+}
+
+async fn echo_tungstenite(tcp: TcpStream, corked: bool) -> Res<()> {
+    let ws = tokio_tungstenite::accept_async(tcp).await?;
+    echo_messages(ws, corked, |m| m.is_binary() || m.is_text()).await
 }
 
 async fn echo_fastwebsockets(mut tcp: TcpStream) -> Res<()> {
@@ -307,23 +312,8 @@ async fn echo_fastwebsockets(mut tcp: TcpStream) -> Res<()> {
 
 async fn echo_tokio_websockets(mut tcp: TcpStream, corked: bool) -> Res<()> {
     handshake_by_hand(&mut tcp).await?;
-    let mut ws = tokio_websockets::ServerBuilder::new().serve(tcp);
-    if corked {
-        while let Some(message) = next_corked(&mut ws).await? {
-            let message = message?;
-            if message.is_binary() || message.is_text() {
-                ws.feed(message).await?;
-            }
-        }
-        return Ok(());
-    }
-    while let Some(message) = ws.next().await {
-        let message = message?;
-        if message.is_binary() || message.is_text() {
-            ws.send(message).await?;
-        }
-    }
-    Ok(())
+    let ws = tokio_websockets::ServerBuilder::new().serve(tcp);
+    echo_messages(ws, corked, |m| m.is_binary() || m.is_text()).await
 }
 
 /// The HTTP upgrade for libraries that take over an upgraded stream; the
