@@ -269,6 +269,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     Err(e) => self.error = Some(Error::Protocol(e)),
                 }
             }
+            // The core stopped handing out events because its outgoing
+            // buffer is full, not because it needs input.
+            let parked = !self.conn.wants_read();
             let written = match self.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => true,
                 Poll::Ready(Err(e)) => {
@@ -293,6 +296,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 return Poll::Ready(self.error.take().map(Err));
             }
             if self.poll_timer(cx) {
+                continue;
+            }
+            if parked && self.conn.wants_read() {
+                // The write made room: what is already buffered comes
+                // before any more input, or a peer whose pings outrun
+                // their pongs would grow the receive buffer without bound.
                 continue;
             }
             if !self.conn.wants_read() {
