@@ -12,7 +12,7 @@
 //!
 //! With `--corked` the servers of the libraries that are a `Stream` and a
 //! `Sink` feed each echo and flush only when no message is already
-//! received (`next_corked`), so that a burst read in one go goes back in
+//! received (`next_item`), so that a burst read in one go goes back in
 //! as few writes as the library allows; fastwebsockets has no queue to feed
 //! and writes every frame as before. It only matters with more than one
 //! message in flight per connection (`--window`).
@@ -129,21 +129,37 @@ fn server_main(args: &[String]) -> Res<()> {
 
 /// Each server is the library's idiomatic echo loop: read a whole message
 /// (UTF-8 validated if text), send it back, flushing each one.
-/// With `--corked`, the next message without flushing while one is already
-/// received; when the stream would wait, what was fed goes out first (in
-/// one write where the library queues it). For every library that is a
-/// `Stream` and a `Sink`: the same loop, what uWebSockets calls corking.
-async fn next_corked<W, T, I>(ws: &mut W) -> Res<Option<T>>
+/// The next item of a library that is a `Stream` and a `Sink`. With
+/// `--corked`, without flushing while one is already received; when the
+/// stream would wait, what was fed goes out first (in one write where the
+/// library queues it): the same loop for every such library, what
+/// uWebSockets calls corking.
+async fn next_item<W, T, I>(ws: &mut W, corked: bool) -> Res<Option<T>>
 where
     W: futures_util::Stream<Item = T> + futures_util::Sink<I> + Unpin,
     W::Error: std::error::Error + Send + Sync + 'static,
 {
     use futures_util::FutureExt;
-    if let Some(next) = ws.next().now_or_never() {
-        return Ok(next);
+    if corked {
+        if let Some(next) = ws.next().now_or_never() {
+            return Ok(next);
+        }
+        ws.flush().await?;
     }
-    ws.flush().await?;
     Ok(ws.next().await)
+}
+
+/// Sends `item` back: written out at once, or with `--corked` queued
+/// (`feed`) for [`next_item`] to flush.
+async fn reply<W, I>(ws: &mut W, item: I, corked: bool) -> Result<(), W::Error>
+where
+    W: futures_util::Sink<I> + Unpin,
+{
+    if corked {
+        ws.feed(item).await
+    } else {
+        ws.send(item).await
+    }
 }
 
 async fn echo_wsproto(tcp: TcpStream, deflate: bool, corked: bool) -> Res<()> {
@@ -227,13 +243,7 @@ async fn echo_yawc(tcp: TcpStream, deflate: bool, corked: bool) -> Res<()> {
         let (response, upgrade) = yawc::WebSocket::upgrade_with_options(&mut req, options)?;
         tokio::spawn(async move {
             let Ok(mut ws) = upgrade.await else { return };
-            loop {
-                let frame = if corked {
-                    next_corked(&mut ws).await
-                } else {
-                    Ok(ws.next().await)
-                };
-                let Ok(Some(frame)) = frame else { break };
+            while let Ok(Some(frame)) = next_item(&mut ws, corked).await {
                 let (opcode, _, payload) = frame.into_parts();
                 let echo = match opcode {
                     yawc::OpCode::Text => yawc::Frame::text(payload),
@@ -241,12 +251,7 @@ async fn echo_yawc(tcp: TcpStream, deflate: bool, corked: bool) -> Res<()> {
                     yawc::OpCode::Close => break,
                     _ => continue,
                 };
-                let sent = if corked {
-                    ws.feed(echo).await
-                } else {
-                    ws.send(echo).await
-                };
-                if sent.is_err() {
+                if reply(&mut ws, echo, corked).await.is_err() {
                     break;
                 }
             }
@@ -269,23 +274,13 @@ where
     E: std::error::Error + Send + Sync + 'static,
     <W as futures_util::Sink<M>>::Error: std::error::Error + Send + Sync + 'static,
 {
-    loop {
-        let next = if corked {
-            next_corked(&mut ws).await?
-        } else {
-            ws.next().await
-        };
-        let Some(message) = next else { return Ok(()) };
+    while let Some(message) = next_item(&mut ws, corked).await? {
         let message = message?;
-        if !is_data(&message) {
-            continue;
-        }
-        if corked {
-            ws.feed(message).await?;
-        } else {
-            ws.send(message).await?;
+        if is_data(&message) {
+            reply(&mut ws, message, corked).await?;
         }
     }
+    Ok(())
 }
 
 async fn echo_tungstenite(tcp: TcpStream, corked: bool) -> Res<()> {

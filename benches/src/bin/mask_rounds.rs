@@ -49,8 +49,9 @@ fn main() {
         // half when the buffer happened to cross a page).
         let mut store = vec![0x5au8; size + 8192];
         let src_store = vec![0xa5u8; size + 8192];
-        let buf = page_start(&mut store, size);
-        let src = page_start_ref(&src_store, size);
+        let (at, src_at) = (page_offset(&store), page_offset(&src_store));
+        let buf = &mut store[at..at + size + 1];
+        let src = &src_store[src_at..src_at + size + 1];
         // About 4 MB per function per round.
         let calls = (4_000_000 / size).max(4);
         let mut best = [f64::MAX; NAMES.len()];
@@ -79,13 +80,7 @@ fn main() {
     }
 }
 
-/// The `size + 1` bytes of `store` from its first 4 KiB boundary on.
-fn page_start(store: &mut [u8], size: usize) -> &mut [u8] {
-    let at = store.as_ptr().align_offset(4096);
-    &mut store[at..at + size + 1]
-}
-
-fn page_start_ref(store: &[u8], size: usize) -> &[u8] {
-    let at = store.as_ptr().align_offset(4096);
-    &store[at..at + size + 1]
+/// Where the first 4 KiB boundary in `store` is.
+fn page_offset(store: &[u8]) -> usize {
+    store.as_ptr().align_offset(4096)
 }

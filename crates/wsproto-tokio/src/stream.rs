@@ -320,8 +320,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     .unwrap_or(usize::MAX)
                     .clamp(READ_CHUNK, MAX_READ);
                 let buf = self.conn.read_buf();
-                let spare = buf.capacity() - buf.len();
-                if spare < READ_CHUNK / 4 || spare < want {
+                if buf.capacity() - buf.len() < want {
                     buf.reserve(want);
                 }
                 tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)

@@ -406,13 +406,13 @@ async fn peer_vanishing_is_an_abnormal_closure() {
 
 /// A TCP stream that counts the writes that reached the socket and the
 /// reads that brought bytes.
-struct CountingWrites {
+struct CountingIo {
     tcp: TcpStream,
     writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl tokio::io::AsyncRead for CountingWrites {
+impl tokio::io::AsyncRead for CountingIo {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -427,7 +427,7 @@ impl tokio::io::AsyncRead for CountingWrites {
     }
 }
 
-impl tokio::io::AsyncWrite for CountingWrites {
+impl tokio::io::AsyncWrite for CountingIo {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -468,7 +468,7 @@ async fn writes_for_ten_echoes(fed: bool) -> usize {
     // All ten are in the server's socket before it reads.
     client.write_all(&frames).await.unwrap();
     let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let io = CountingWrites {
+    let io = CountingIo {
         tcp: accepted.unwrap().0,
         writes: writes.clone(),
         reads: Default::default(),
@@ -508,7 +508,7 @@ async fn messages_fed_while_input_is_buffered_go_out_in_one_write() {
 }
 
 #[tokio::test]
-async fn a_64_kib_frame_already_in_the_socket_takes_one_read() {
+async fn a_64_kib_frame_already_in_the_socket_is_not_read_16_kib_at_a_time() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (mut client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
@@ -523,7 +523,7 @@ async fn a_64_kib_frame_already_in_the_socket_takes_one_read() {
     // default receive buffer) before the server reads.
     client.write_all(&frame).await.unwrap();
     let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let io = CountingWrites {
+    let io = CountingIo {
         tcp: accepted.unwrap().0,
         writes: Default::default(),
         reads: reads.clone(),

@@ -172,12 +172,13 @@ unsafe fn mask_unaligned_avx2(buf: &mut [u8], key: [u8; 4]) {
 /// The words do not overlap: a load that partly overlaps a recent store of
 /// another size waits for that store to retire (a store-forwarding stall),
 /// which made overlapping first and last words slower than this when the
-/// same bytes were masked again soon after. Measured alternatives
-/// (`ab_small`-style interleaved rounds against yawc's function, 4 B to
-/// 255 B): a 32-byte key pattern built byte by byte in a stack array (what
-/// this was) lost 0.7x to 0.9x at 32 to 128 B, its byte stores stalling
-/// the wide loads of the pattern; a 16-byte word after the blocks instead
-/// of the 8-byte loop lost at multiples of 32 B (0.89x at 32 B).
+/// same bytes were masked again soon after. Measured alternatives (a
+/// temporary A/B harness, interleaved rounds against yawc's function, 4 B
+/// to 255 B; docs/performance.md, "The short path at 3a7b091"): a 32-byte
+/// key pattern built byte by byte in a stack array (what this was) ran at
+/// 0.64x to 0.89x yawc's at 32 to 128 B, its byte stores stalling the wide
+/// loads of the pattern; a 16-byte word after the blocks instead of the
+/// 8-byte loop lost at multiples of 32 B (0.88x at 32 B).
 #[inline(always)]
 fn mask_unaligned(buf: &mut [u8], key: [u8; 4]) {
     let k = u32::from_ne_bytes(key);
