@@ -132,9 +132,14 @@ const VECTOR_MIN: usize = 256;
 /// With AVX2 (and without AVX-512), payloads shorter than this are masked
 /// without aligning the stores: the bytes before the first aligned address
 /// and after the last whole block cost more than the straddling stores
-/// below it (256 B: 6.5 ns aligned against 3.7 unaligned), and less above
-/// it (1 KiB: 11.6 against 12.5 ns, 4 KiB: 31.9 against 59.7 ns).
-const ALIGN_MIN: usize = 512;
+/// below it, and less above it. On an Intel Xeon: 256 B 6.5 ns aligned
+/// against 3.7 unaligned, 1 KiB 11.6 against 12.5, 4 KiB 31.9 against 59.7.
+/// On an AMD EPYC (Zen 3), fastest of 30 interleaved rounds, 1-byte
+/// misaligned, two runs: 512 B 12.4 and 25.4 ns aligned against 9.6 and
+/// 16.6 unaligned, 768 B 14.0 and 25.7 against 12.5 and 22.1, 1 KiB 15.5
+/// and 29.5 against 15.9 and 24.6, 1.5 KiB 18.8 and 33.8 against 22.3 and
+/// 35.1 (the VM ran at different speeds in the two runs).
+const ALIGN_MIN: usize = 1024;
 
 /// Where the CPU has AVX-512, payloads from [`VECTOR_MIN`] up to this size
 /// are masked in 64-byte blocks from wherever they start (each store
