@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the criterion benches (mask, decode, encode; peers side by side in the
-# same run) and the loopback echo comparison (benches/src/bin/echo_bench.rs),
+# Runs the criterion benches (mask, decode, encode, adapter; peers side by
+# side in the same run) and the loopback echo comparison (benches/src/bin/echo_bench.rs),
 # the same with corked servers and 16 messages in flight per connection, and
 # prints the tables of docs/performance.md.
 #
@@ -17,7 +17,7 @@ if [ "${1:-}" = "--quick" ]; then
   echo_args=(--quick)
 fi
 cargo build -q --release -p wsproto-benches --bin echo_bench
-for bench in mask decode encode; do
+for bench in mask decode encode adapter; do
   cargo bench -q -p wsproto-benches --bench "$bench" "${args[@]}" > "target/bench-$bench.log" 2>&1
 done
 echo "## mask (GB/s; ratios: wsproto over the column named)"
@@ -28,6 +28,9 @@ scripts/bench_table.py decode memcpy memcpy_reused tungstenite fastwebsockets fa
 echo
 echo "## encode (million messages/s)"
 scripts/bench_table.py encode memcpy tungstenite fastwebsockets fastest-peer
+echo
+echo "## adapter: echo loop over an in-memory socket, one frame per read (million messages/s)"
+scripts/bench_table.py adapter_echo fastwebsockets fastest-peer
 echo
 echo "## echo over loopback (tokio, one server thread each)"
 target/release/echo_bench run "${echo_args[@]}" 2> target/echo_bench.log

@@ -122,6 +122,85 @@ impl tokio::io::AsyncWrite for AsyncSliceStream<'_> {
     }
 }
 
+/// A socket that receives one frame per readiness event: every read hands
+/// over the next frame of `frames` (cycling through them) and the read
+/// after it is pending (waking the task at once), as a server with one
+/// message in flight per connection sees it. Writes are counted and
+/// discarded. For measuring what each library costs per echoed message
+/// outside the kernel.
+pub struct FramePerRead {
+    frames: Vec<u8>,
+    frame_len: usize,
+    at: usize,
+    delivered: bool,
+    /// Bytes written so far.
+    pub written: usize,
+}
+
+impl FramePerRead {
+    /// A socket that delivers `frames`, `frame_len` bytes each, in turn.
+    pub fn new(frames: &[u8], frame_len: usize) -> FramePerRead {
+        assert!(frame_len > 0 && frames.len().is_multiple_of(frame_len));
+        FramePerRead {
+            frames: frames.to_vec(),
+            frame_len,
+            at: 0,
+            delivered: false,
+            written: 0,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for FramePerRead {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if std::mem::take(&mut self.delivered) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let this = &mut *self;
+        let n = buf
+            .remaining()
+            .min(this.frame_len - this.at % this.frame_len);
+        buf.put_slice(&this.frames[this.at..this.at + n]);
+        this.at = (this.at + n) % this.frames.len();
+        this.delivered = this.at.is_multiple_of(this.frame_len);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for FramePerRead {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.written += buf.len();
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let n = bufs.iter().map(|b| b.len()).sum();
+        self.written += n;
+        Poll::Ready(Ok(n))
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// Counts bytes written and discards them.
 #[derive(Default)]
 pub struct Sink {

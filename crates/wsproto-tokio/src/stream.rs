@@ -1,15 +1,18 @@
 //! [`WebSocketStream`]: a `Connection` driven over an `AsyncRead + AsyncWrite`.
 //!
 //! The stream and its split halves share one state behind a mutex that is
-//! only held inside a `poll_*` call, never across an await. Both halves may
-//! need the transport in either direction (the reader flushes automatic
-//! pongs and close replies, the writer flushes messages), and a transport
-//! keeps one waker per direction, so the transport is always polled with a
-//! waker that wakes both halves; each then retries what it was waiting for.
+//! only held inside a `poll_*` call, never across an await. Once split,
+//! both halves may need the transport in either direction (the reader
+//! flushes automatic pongs and close replies, the writer flushes messages),
+//! and a transport keeps one waker per direction, so the halves poll the
+//! transport with a waker that wakes both; each then retries what it was
+//! waiting for. Before the split one task at a time polls the stream (it
+//! takes `&mut self`), so the transport gets that task's waker as it is.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -85,6 +88,9 @@ struct Inner<S> {
     close_frame: Option<CloseFrame>,
     /// A shutdown waiting on this connection has been told it ended.
     finish_reported: bool,
+    /// The task that last polled the stream before it was split, for a
+    /// shutdown to wake.
+    waker: Option<Waker>,
 }
 
 /// Wakes whichever halves are waiting when the transport becomes ready.
@@ -106,6 +112,8 @@ impl Wake for Wakers {
 
 struct Shared<S> {
     inner: Mutex<Inner<S>>,
+    /// The stream has been split into halves that may live in two tasks.
+    split: AtomicBool,
     wakers: Arc<Wakers>,
     both: Waker,
     /// The graceful shutdown tracking this connection, told when it ends.
@@ -148,10 +156,11 @@ impl<S: Send> Closing for Shared<S> {
             // Cannot fail: the shutdown checked the code and reason.
             let _ = inner.conn.close(code, reason);
         }
+        let waker = inner.waker.take();
         drop(inner);
-        // Whichever half is waiting writes the close frame out and reads
-        // the reply.
-        self.both.wake_by_ref();
+        // Whichever task or half is waiting writes the close frame out and
+        // reads the reply.
+        self.wake_all(waker);
     }
 
     fn is_finished(&self) -> bool {
@@ -163,8 +172,9 @@ impl<S: Send> Closing for Shared<S> {
         let mut inner = self.lock();
         inner.done = true;
         inner.finish_reported = true;
+        let waker = inner.waker.take();
         drop(inner);
-        self.both.wake_by_ref();
+        self.wake_all(waker);
     }
 }
 
@@ -175,14 +185,13 @@ enum Half {
 }
 
 impl<S> Shared<S> {
-    /// Registers the caller's waker for its half, locks the state, and hands
-    /// back a waker that wakes both halves, to poll the transport with.
-    fn enter(&self, half: Half, cx: &Context<'_>) -> MutexGuard<'_, Inner<S>> {
-        match half {
-            Half::Reader => self.wakers.reader.register(cx.waker()),
-            Half::Writer => self.wakers.writer.register(cx.waker()),
+    /// Wakes the task that polled the unsplit stream last (taken from the
+    /// state by the caller) and both halves.
+    fn wake_all(&self, waker: Option<Waker>) {
+        if let Some(waker) = waker {
+            waker.wake();
         }
-        self.lock()
+        self.both.wake_by_ref();
     }
 }
 
@@ -470,7 +479,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     done: false,
                     close_frame: None,
                     finish_reported: false,
+                    waker: None,
                 }),
+                split: AtomicBool::new(false),
                 both: Waker::from(wakers.clone()),
                 wakers,
                 shutdown: OnceLock::new(),
@@ -505,10 +516,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         cx: &mut Context<'_>,
         f: impl FnOnce(&mut Inner<S>, &mut Context<'_>) -> R,
     ) -> R {
-        let mut inner = self.shared.enter(half, cx);
-        let mut both = Context::from_waker(&self.shared.both);
-        let result = f(&mut inner, &mut both);
-        self.shared.report_finished(&mut inner);
+        let shared = &*self.shared;
+        let result;
+        if shared.split.load(Ordering::Acquire) {
+            // Each half registers its task, and the transport wakes both.
+            match half {
+                Half::Reader => shared.wakers.reader.register(cx.waker()),
+                Half::Writer => shared.wakers.writer.register(cx.waker()),
+            }
+            let mut inner = shared.lock();
+            result = f(&mut inner, &mut Context::from_waker(&shared.both));
+            shared.report_finished(&mut inner);
+        } else {
+            // One task polls the whole stream: the transport wakes it
+            // directly (one wake per readiness event, no waker of ours in
+            // between), and a shutdown finds it in the state.
+            let mut inner = shared.lock();
+            match &mut inner.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                waker => *waker = Some(cx.waker().clone()),
+            }
+            result = f(&mut inner, cx);
+            shared.report_finished(&mut inner);
+        }
         result
     }
 
@@ -606,6 +636,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # }
     /// ```
     pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        // From now on the halves poll the transport with the waker that
+        // wakes both. Nothing waits on a registration made before with the
+        // task's own waker: `split` takes the stream, so no poll of it is
+        // pending, and every poll that waits registers anew.
+        self.shared.split.store(true, Ordering::Release);
         (
             WsReader {
                 stream: WebSocketStream {
