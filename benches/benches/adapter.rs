@@ -35,7 +35,7 @@ fn echo(c: &mut Criterion) {
         };
 
         run("wsproto", &|io, iters| {
-            rt.block_on(async {
+            rt.block_on(spawned(async move {
                 let mut ws = wsproto_tokio::WebSocketStream::from_upgraded(
                     io,
                     wsproto_tokio::Role::Server,
@@ -52,11 +52,11 @@ fn echo(c: &mut Criterion) {
                 let time = start.elapsed();
                 assert_eq!(echoed as u64, iters * size as u64);
                 time
-            })
+            }))
         });
 
         run("fastwebsockets", &|io, iters| {
-            rt.block_on(async {
+            rt.block_on(spawned(async move {
                 let ws =
                     fastwebsockets::WebSocket::after_handshake(io, fastwebsockets::Role::Server);
                 let mut ws = fastwebsockets::FragmentCollector::new(ws);
@@ -70,11 +70,11 @@ fn echo(c: &mut Criterion) {
                 let time = start.elapsed();
                 assert_eq!(echoed as u64, iters * size as u64);
                 time
-            })
+            }))
         });
 
         run("tokio-websockets", &|io, iters| {
-            rt.block_on(async {
+            rt.block_on(spawned(async move {
                 let mut ws = tokio_websockets::ServerBuilder::new().serve(io);
                 let start = Instant::now();
                 let mut echoed = 0;
@@ -86,11 +86,11 @@ fn echo(c: &mut Criterion) {
                 let time = start.elapsed();
                 assert_eq!(echoed as u64, iters * size as u64);
                 time
-            })
+            }))
         });
 
         run("tokio-tungstenite", &|io, iters| {
-            rt.block_on(async {
+            rt.block_on(spawned(async move {
                 let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                     io,
                     tokio_tungstenite::tungstenite::protocol::Role::Server,
@@ -107,11 +107,11 @@ fn echo(c: &mut Criterion) {
                 let time = start.elapsed();
                 assert_eq!(echoed as u64, iters * size as u64);
                 time
-            })
+            }))
         });
 
         run("yawc", &|io, iters| {
-            rt.block_on(async {
+            rt.block_on(spawned(async move {
                 let options = yawc::Options::default()
                     .with_utf8()
                     .without_compression()
@@ -128,10 +128,18 @@ fn echo(c: &mut Criterion) {
                 let time = start.elapsed();
                 assert_eq!(echoed as u64, iters * size as u64);
                 time
-            })
+            }))
         });
         group.finish();
     }
+}
+
+/// Runs `echo` as a spawned task, as a server runs each connection, so
+/// that the task's own waker is what the libraries see (`block_on`'s
+/// differs from the clone it hands out, which made every stored waker a
+/// fresh clone).
+async fn spawned(echo: impl std::future::Future<Output = Duration> + Send + 'static) -> Duration {
+    tokio::spawn(echo).await.unwrap()
 }
 
 criterion_group!(benches, echo);

@@ -53,7 +53,9 @@ impl TxQueue {
             return;
         }
         crate::connection::release(&mut self.copied, keep);
-        self.shared = VecDeque::new();
+        if self.shared.capacity() != 0 {
+            self.shared = VecDeque::new();
+        }
     }
 
     /// The copy buffer, for appending frames.

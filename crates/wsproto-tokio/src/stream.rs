@@ -206,18 +206,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 
     /// Writes out everything the connection has queued, then flushes.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let vectored = self.io.is_write_vectored();
-        loop {
-            // Headers and large payloads queued by reference go out in one
-            // writev; a single chunk (or a transport without vectored
-            // writes) in a plain write.
-            let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
-            let written = match self.conn.transmit_io_slices(&mut slices) {
-                0 => break,
-                n if vectored && n > 1 => {
-                    ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))
-                }
-                _ => ready!(Pin::new(&mut self.io).poll_write(cx, &slices[0])),
+        while let Some(first) = self.conn.poll_transmit() {
+            // One contiguous run (small frames, the common case) goes out in
+            // a plain write; headers and large payloads queued by reference
+            // in one writev where the transport has it.
+            let written = if first.len() < self.conn.buffered_out() && self.io.is_write_vectored() {
+                let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
+                let n = self.conn.transmit_io_slices(&mut slices);
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))
+            } else {
+                ready!(Pin::new(&mut self.io).poll_write(cx, first))
             };
             match written {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
