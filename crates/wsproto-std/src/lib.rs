@@ -9,7 +9,9 @@
 //! - Clients: [`connect`] a `ws://` URL, or [`client`] over a transport you
 //!   opened.
 //! - [`WebSocket::read`] returns the next message; [`WebSocket::send`]
-//!   queues and flushes one; [`WebSocket::close`] starts the close handshake.
+//!   queues and flushes one, [`WebSocket::feed`] only queues it (it goes out
+//!   with the next read that has to wait for input, or a flush);
+//!   [`WebSocket::close`] starts the close handshake.
 //!
 //! Non-blocking sockets work after the handshake: a `WouldBlock` comes back
 //! as [`Error::Io`] and loses nothing. Bytes already read stay in the core;
@@ -108,12 +110,11 @@ impl<S: Read + Write> WebSocket<S> {
     /// automatically).
     pub fn read_event(&mut self) -> Result<Event, Error> {
         loop {
-            // Pongs and close replies go out before we wait for more input.
-            match self.flush() {
-                Ok(()) => {}
-                Err(e) if e.is_would_block() => {}
-                Err(e) => return Err(e),
-            }
+            // Events already received come first, without touching the
+            // transport, so that what the caller queued meanwhile (replies
+            // given to `feed`, automatic pongs) goes out in one write when
+            // the input runs dry. The core stops handing out events while
+            // its outgoing buffer is above `max_write_buffer`.
             match self.conn.poll_event() {
                 Ok(Some(event)) => {
                     if let Event::Close(frame) = &event {
@@ -127,6 +128,22 @@ impl<S: Read + Write> WebSocket<S> {
                     let _ = self.flush();
                     return Err(Error::Protocol(e));
                 }
+            }
+            // The core stopped handing out events because its outgoing
+            // buffer is full, not because it needs input.
+            let parked = !self.conn.wants_read();
+            // Queued bytes (fed replies, pongs, the close reply) go out
+            // before we wait for more input.
+            match self.flush() {
+                Ok(()) => {}
+                Err(e) if e.is_would_block() => {}
+                Err(e) => return Err(e),
+            }
+            if parked && self.conn.wants_read() {
+                // The write made room: what is already buffered comes
+                // before any more input, or a peer whose pings outrun
+                // their pongs would grow the receive buffer without bound.
+                continue;
             }
             if self.conn.state() == State::Closed {
                 return Err(Error::ConnectionClosed(self.close_frame.clone()));
@@ -211,6 +228,30 @@ impl<S: Read + Write> WebSocket<S> {
         self.write_queued()
     }
 
+    /// Queues a message without writing it: it goes out with the next
+    /// [`read`](Self::read) that has no received message left to return
+    /// and has to wait for input, or with [`flush`](Self::flush),
+    /// [`send`](Self::send) or [`close`](Self::close). A server answering a
+    /// burst of pipelined requests this way makes one write for the whole
+    /// burst instead of one per reply. Backpressure as with
+    /// [`send`](Self::send): above `Config::write_high_water` queued bytes
+    /// it writes first (or returns `WouldBlock` on a non-blocking socket,
+    /// without taking the message).
+    ///
+    /// ```no_run
+    /// # fn run(mut ws: wsproto_std::WebSocket<std::net::TcpStream>) -> Result<(), wsproto_std::Error> {
+    /// loop {
+    ///     let request = ws.read()?;
+    ///     ws.feed(request)?; // an echo; written when the input runs dry
+    /// }
+    /// # }
+    /// ```
+    pub fn feed(&mut self, message: Message) -> Result<(), Error> {
+        self.make_room()?;
+        self.conn.send(message)?;
+        Ok(())
+    }
+
     /// Sends a text message, with the backpressure of [`send`](Self::send).
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.make_room()?;
@@ -268,14 +309,16 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Writes everything queued, then flushes the transport.
     pub fn flush(&mut self) -> Result<(), Error> {
-        loop {
-            // Headers and large payloads queued by reference go out in one
-            // writev; a single chunk in a plain write.
-            let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
-            let written = match self.conn.transmit_io_slices(&mut slices) {
-                0 => break,
-                1 => self.stream.write(&slices[0]),
-                n => self.stream.write_vectored(&slices[..n]),
+        while let Some(first) = self.conn.poll_transmit() {
+            // One contiguous run (small frames, the common case) goes out in
+            // a plain write; headers and large payloads queued by reference
+            // in one writev.
+            let written = if first.len() < self.conn.buffered_out() {
+                let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
+                let n = self.conn.transmit_io_slices(&mut slices);
+                self.stream.write_vectored(&slices[..n])
+            } else {
+                self.stream.write(first)
             };
             match written {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),

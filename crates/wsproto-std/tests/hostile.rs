@@ -283,3 +283,79 @@ fn ping_flood_from_a_peer_that_never_reads_is_throttled() {
     assert!(grown < 32 * 1024, "memory grew by {grown} KiB");
     eprintln!("ping flood: {sent} bytes accepted before the stall, RSS grew {grown} KiB");
 }
+
+/// A peer that has sent `budget` bytes of 125-byte pings at once and takes
+/// every write, as a non-blocking socket: reads past the budget would
+/// block. It records the most input the server had read and not yet
+/// answered when it asked for more.
+struct PingSource {
+    frame: Vec<u8>,
+    budget: usize,
+    delivered: usize,
+    pongs: usize,
+    most_unanswered: usize,
+}
+
+impl Read for PingSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Each pong (2 + 125 bytes) answers one ping (2 + 4 + 125).
+        let answered = self.pongs / 127 * self.frame.len();
+        self.most_unanswered = self.most_unanswered.max(self.delivered - answered);
+        if self.delivered >= self.budget {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        // As a socket does: as much as fits, frames cut anywhere.
+        let n = buf.len().min(self.budget - self.delivered);
+        for (i, byte) in buf[..n].iter_mut().enumerate() {
+            *byte = self.frame[(self.delivered + i) % self.frame.len()];
+        }
+        self.delivered += n;
+        Ok(n)
+    }
+}
+
+impl Write for PingSource {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pongs += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn buffered_pings_are_answered_before_more_input_is_read() {
+    let mut frame = masked_header(0x89, 125);
+    frame.extend_from_slice(&[b'p'; 125]);
+    let budget = (16 << 20) / 131 * 131;
+    let source = PingSource {
+        frame,
+        budget,
+        delivered: 0,
+        pongs: 0,
+        most_unanswered: 0,
+    };
+    let config = Config {
+        max_write_buffer: 64 * 1024,
+        ..Config::default()
+    };
+    let conn = wsproto_std::Connection::server(config);
+    let mut ws = wsproto_std::WebSocket::from_connection(source, conn);
+    // Pings only: every one is answered, then the read would block.
+    match ws.read() {
+        Err(e) if e.is_would_block() => {}
+        other => panic!("{other:?}"),
+    }
+    let source = ws.get_ref();
+    assert_eq!(source.delivered, budget);
+    assert_eq!(source.pongs, budget / 131 * 127);
+    // When the outgoing buffer stops the parsing, the adapter writes and
+    // parses what it holds before reading more, so what it has read and
+    // not answered stays near one read plus the write limit.
+    assert!(
+        source.most_unanswered < 1 << 20,
+        "{} bytes read and not answered",
+        source.most_unanswered
+    );
+}

@@ -448,3 +448,76 @@ fn close_refuses_codes_and_reasons_that_cannot_be_sent() {
     ws.close(CloseCode::Other(4999), &"y".repeat(123)).unwrap();
     assert_eq!(ws.state(), wsproto_std::State::CloseSent);
 }
+
+/// A TCP socket that counts the writes that reach it.
+struct CountingTcp {
+    tcp: TcpStream,
+    writes: usize,
+}
+
+impl Read for CountingTcp {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for CountingTcp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writes += 1;
+        self.tcp.write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.writes += 1;
+        self.tcp.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// Echoes ten frames that arrived in one read, fed (`feed`) or sent
+/// (`send`) one by one, and returns how many writes reached the socket.
+fn writes_for_ten_echoes(fed: bool) -> usize {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let tcp = listener.accept().unwrap().0;
+    let frames: Vec<u8> = (0..10u8).flat_map(|i| masked(0x82, &[i; 16])).collect();
+    // All ten are in the server's socket before it reads.
+    client.write_all(&frames).unwrap();
+    let server = thread::spawn(move || {
+        let io = CountingTcp { tcp, writes: 0 };
+        let conn = wsproto_std::Connection::server(Config::default());
+        let mut ws = wsproto_std::WebSocket::from_connection(io, conn);
+        // Until the client hangs up.
+        while let Ok(message) = ws.read() {
+            if fed {
+                ws.feed(message).unwrap();
+            } else {
+                ws.send(message).unwrap();
+            }
+        }
+        ws.get_ref().writes
+    });
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echoes = vec![0u8; 10 * 18];
+    client
+        .read_exact(&mut echoes)
+        .expect("the echoes did not come back");
+    let expected: Vec<u8> = (0..10u8)
+        .flat_map(|i| [&[0x82, 16][..], &[i; 16][..]].concat())
+        .collect();
+    assert_eq!(echoes, expected);
+    drop(client);
+    server.join().unwrap()
+}
+
+#[test]
+fn messages_fed_while_input_is_buffered_go_out_in_one_write() {
+    // `send` writes each echo: ten writes, which shows the count is real.
+    assert_eq!(writes_for_ten_echoes(false), 10);
+    // `feed` queues them; `read` writes the queue out once, when the
+    // buffered input runs dry and it is about to wait on the socket.
+    assert_eq!(writes_for_ten_echoes(true), 1);
+}
