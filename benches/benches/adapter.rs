@@ -36,22 +36,13 @@ fn echo(c: &mut Criterion) {
 
         run("wsproto", &|io, iters| {
             rt.block_on(spawned(async move {
-                let mut ws = wsproto_tokio::WebSocketStream::from_upgraded(
+                let ws = wsproto_tokio::WebSocketStream::from_upgraded(
                     io,
                     wsproto_tokio::Role::Server,
                     wsproto_tokio::Config::default(),
                     &[],
                 );
-                let start = Instant::now();
-                let mut echoed = 0;
-                for _ in 0..iters {
-                    let message = ws.next().await.unwrap().unwrap();
-                    echoed += message.len();
-                    ws.send(message).await.unwrap();
-                }
-                let time = start.elapsed();
-                assert_eq!(echoed as u64, iters * size as u64);
-                time
+                timed(iters, size, echo_messages(ws, iters, |m| m.len())).await
             }))
         });
 
@@ -60,53 +51,36 @@ fn echo(c: &mut Criterion) {
                 let ws =
                     fastwebsockets::WebSocket::after_handshake(io, fastwebsockets::Role::Server);
                 let mut ws = fastwebsockets::FragmentCollector::new(ws);
-                let start = Instant::now();
-                let mut echoed = 0;
-                for _ in 0..iters {
-                    let frame = ws.read_frame().await.unwrap();
-                    echoed += frame.payload.len();
-                    ws.write_frame(frame).await.unwrap();
-                }
-                let time = start.elapsed();
-                assert_eq!(echoed as u64, iters * size as u64);
-                time
+                timed(iters, size, async move {
+                    let mut echoed = 0;
+                    for _ in 0..iters {
+                        let frame = ws.read_frame().await.unwrap();
+                        echoed += frame.payload.len();
+                        ws.write_frame(frame).await.unwrap();
+                    }
+                    echoed
+                })
+                .await
             }))
         });
 
         run("tokio-websockets", &|io, iters| {
             rt.block_on(spawned(async move {
-                let mut ws = tokio_websockets::ServerBuilder::new().serve(io);
-                let start = Instant::now();
-                let mut echoed = 0;
-                for _ in 0..iters {
-                    let message = ws.next().await.unwrap().unwrap();
-                    echoed += message.as_payload().len();
-                    ws.send(message).await.unwrap();
-                }
-                let time = start.elapsed();
-                assert_eq!(echoed as u64, iters * size as u64);
-                time
+                let ws = tokio_websockets::ServerBuilder::new().serve(io);
+                let echo = echo_messages(ws, iters, |m| m.as_payload().len());
+                timed(iters, size, echo).await
             }))
         });
 
         run("tokio-tungstenite", &|io, iters| {
             rt.block_on(spawned(async move {
-                let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                     io,
                     tokio_tungstenite::tungstenite::protocol::Role::Server,
                     None,
                 )
                 .await;
-                let start = Instant::now();
-                let mut echoed = 0;
-                for _ in 0..iters {
-                    let message = ws.next().await.unwrap().unwrap();
-                    echoed += message.len();
-                    ws.send(message).await.unwrap();
-                }
-                let time = start.elapsed();
-                assert_eq!(echoed as u64, iters * size as u64);
-                time
+                timed(iters, size, echo_messages(ws, iters, |m| m.len())).await
             }))
         });
 
@@ -117,21 +91,53 @@ fn echo(c: &mut Criterion) {
                     .without_compression()
                     .with_limits(64 << 20, 64 << 20);
                 let mut ws = yawc::WebSocket::from_stream(io, yawc::Role::Server, options).unwrap();
-                let start = Instant::now();
-                let mut echoed = 0;
-                for _ in 0..iters {
-                    let frame = ws.next_frame().await.unwrap();
-                    let (_, _, payload) = frame.into_parts();
-                    echoed += payload.len();
-                    ws.send(yawc::Frame::binary(payload)).await.unwrap();
-                }
-                let time = start.elapsed();
-                assert_eq!(echoed as u64, iters * size as u64);
-                time
+                timed(iters, size, async move {
+                    let mut echoed = 0;
+                    for _ in 0..iters {
+                        let frame = ws.next_frame().await.unwrap();
+                        let (_, _, payload) = frame.into_parts();
+                        echoed += payload.len();
+                        ws.send(yawc::Frame::binary(payload)).await.unwrap();
+                    }
+                    echoed
+                })
+                .await
             }))
         });
         group.finish();
     }
+}
+
+/// The echo loop of a library that is a `Stream` and a `Sink` of
+/// messages: `iters` messages back with `send`; returns the bytes echoed,
+/// each message's counted by `len`.
+async fn echo_messages<W, M, E>(mut ws: W, iters: u64, len: fn(&M) -> usize) -> usize
+where
+    W: futures_util::Stream<Item = Result<M, E>> + futures_util::Sink<M> + Unpin,
+    E: std::fmt::Debug,
+    <W as futures_util::Sink<M>>::Error: std::fmt::Debug,
+{
+    let mut echoed = 0;
+    for _ in 0..iters {
+        let message = ws.next().await.unwrap().unwrap();
+        echoed += len(&message);
+        ws.send(message).await.unwrap();
+    }
+    echoed
+}
+
+/// Times `echo`, which echoes `iters` messages of `size` bytes and
+/// returns the bytes it echoed.
+async fn timed(
+    iters: u64,
+    size: usize,
+    echo: impl std::future::Future<Output = usize>,
+) -> Duration {
+    let start = Instant::now();
+    let echoed = echo.await;
+    let time = start.elapsed();
+    assert_eq!(echoed as u64, iters * size as u64);
+    time
 }
 
 /// Runs `echo` as a spawned task, as a server runs each connection, so

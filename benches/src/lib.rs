@@ -133,8 +133,8 @@ pub struct FramePerRead {
     frame_len: usize,
     at: usize,
     delivered: bool,
-    /// Bytes written so far.
-    pub written: usize,
+    /// Where writes go (counted).
+    pub out: Sink,
 }
 
 impl FramePerRead {
@@ -146,7 +146,7 @@ impl FramePerRead {
             frame_len,
             at: 0,
             delivered: false,
-            written: 0,
+            out: Sink::default(),
         }
     }
 }
@@ -175,20 +175,17 @@ impl tokio::io::AsyncRead for FramePerRead {
 impl tokio::io::AsyncWrite for FramePerRead {
     fn poll_write(
         mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.written += buf.len();
-        Poll::Ready(Ok(buf.len()))
+        Pin::new(&mut self.out).poll_write(cx, buf)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let n = bufs.iter().map(|b| b.len()).sum();
-        self.written += n;
-        Poll::Ready(Ok(n))
+        Pin::new(&mut self.out).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         true
