@@ -16,7 +16,8 @@
 //! Non-blocking sockets work after the handshake: a `WouldBlock` comes back
 //! as [`Error::Io`] and loses nothing. Bytes already read stay in the core;
 //! a message whose write would block stays queued until the next send,
-//! read or [`WebSocket::flush`]; and while more than
+//! [`WebSocket::flush`], or read that has no received message left to
+//! return; and while more than
 //! `Config::write_high_water` bytes are queued, [`WebSocket::send`] returns
 //! `WouldBlock` without taking the message (a blocking socket blocks
 //! instead), so a peer that stops reading cannot grow the buffer.
@@ -219,7 +220,8 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Message`] is reference-counted, so keeping a clone to retry with
     /// costs nothing). Once taken, a message is never lost: if writing it
     /// would block, `send` returns `Ok` and the rest goes out with the next
-    /// `send`, [`flush`](Self::flush) or [`read`](Self::read). Memory for a
+    /// `send`, [`flush`](Self::flush), or [`read`](Self::read) that has no
+    /// received message left to return. Memory for a
     /// peer that stops reading therefore stays under the high-water mark
     /// plus one message.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
