@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -112,8 +111,6 @@ impl Wake for Wakers {
 
 struct Shared<S> {
     inner: Mutex<Inner<S>>,
-    /// The stream has been split into halves that may live in two tasks.
-    split: AtomicBool,
     wakers: Arc<Wakers>,
     both: Waker,
     /// The graceful shutdown tracking this connection, told when it ends.
@@ -454,6 +451,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 /// ```
 pub struct WebSocketStream<S> {
     shared: Arc<Shared<S>>,
+    /// This is a half of a split stream, which may live in another task
+    /// than the other half.
+    split: bool,
 }
 
 impl<S> std::fmt::Debug for WebSocketStream<S> {
@@ -479,11 +479,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     finish_reported: false,
                     waker: None,
                 }),
-                split: AtomicBool::new(false),
                 both: Waker::from(wakers.clone()),
                 wakers,
                 shutdown: OnceLock::new(),
             }),
+            split: false,
         }
     }
 
@@ -515,28 +515,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         f: impl FnOnce(&mut Inner<S>, &mut Context<'_>) -> R,
     ) -> R {
         let shared = &*self.shared;
-        let result;
-        if shared.split.load(Ordering::Acquire) {
+        let mut inner = shared.lock();
+        let waker = if self.split {
             // Each half registers its task, and the transport wakes both.
             match half {
                 Half::Reader => shared.wakers.reader.register(cx.waker()),
                 Half::Writer => shared.wakers.writer.register(cx.waker()),
             }
-            let mut inner = shared.lock();
-            result = f(&mut inner, &mut Context::from_waker(&shared.both));
-            shared.report_finished(&mut inner);
+            &shared.both
         } else {
             // One task polls the whole stream: the transport wakes it
             // directly (one wake per readiness event, no waker of ours in
             // between), and a shutdown finds it in the state.
-            let mut inner = shared.lock();
             match &mut inner.waker {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 waker => *waker = Some(cx.waker().clone()),
             }
-            result = f(&mut inner, cx);
-            shared.report_finished(&mut inner);
-        }
+            cx.waker()
+        };
+        let result = f(&mut inner, &mut Context::from_waker(waker));
+        shared.report_finished(&mut inner);
         result
     }
 
@@ -634,18 +632,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # }
     /// ```
     pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
-        // From now on the halves poll the transport with the waker that
-        // wakes both. Nothing waits on a registration made before with the
-        // task's own waker: `split` takes the stream, so no poll of it is
-        // pending, and every poll that waits registers anew.
-        self.shared.split.store(true, Ordering::Release);
+        // The halves poll the transport with the waker that wakes both.
+        // Nothing waits on a registration made before with the task's own
+        // waker: `split` takes the stream, so no poll of it is pending, and
+        // every poll that waits registers anew.
+        let half = |shared| WebSocketStream {
+            shared,
+            split: true,
+        };
         (
             WsReader {
-                stream: WebSocketStream {
-                    shared: self.shared.clone(),
-                },
+                stream: half(self.shared.clone()),
             },
-            WsWriter { stream: self },
+            WsWriter {
+                stream: half(self.shared),
+            },
         )
     }
 }
