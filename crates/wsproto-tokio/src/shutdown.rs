@@ -1,19 +1,98 @@
 //! [`Shutdown`]: closing every connection of a server with 1001 (going
 //! away) and waiting, up to a deadline, for their close handshakes.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Waker;
+
+use futures_util::task::AtomicWaker;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use wsproto_core::CloseCode;
 
-/// What a tracked connection offers the shutdown: start its close, tell
-/// whether it is over, end it when the deadline passes.
-pub(crate) trait Closing: Send + Sync {
-    fn start_close(&self, code: CloseCode, reason: &str);
-    fn is_finished(&self) -> bool;
-    fn abandon(&self);
+/// The shutdown asked the connection to start its close handshake.
+pub(crate) const CLOSE: u8 = 1;
+/// The deadline passed: the connection is to end now.
+pub(crate) const ABANDON: u8 = 2;
+/// The connection is over (its close handshake finished, it failed, or it
+/// was abandoned).
+const FINISHED: u8 = 4;
+
+/// What a shutdown and one tracked connection share. The shutdown only
+/// raises flags and wakes the connection's task; the task carries them out
+/// the next time it polls the stream, so the stream itself needs no lock
+/// (an unsplit stream is polled by one task through `&mut`).
+pub(crate) struct Control {
+    registry: Arc<Registry>,
+    flags: AtomicU8,
+    /// The code and reason of the close to start, once `CLOSE` is set.
+    close: Mutex<Option<(CloseCode, String)>>,
+    /// The tasks to wake: the stream's, or each split half's.
+    wakers: [AtomicWaker; 2],
+}
+
+impl Control {
+    pub(crate) fn new(registry: Arc<Registry>) -> Control {
+        Control {
+            registry,
+            flags: AtomicU8::new(0),
+            close: Mutex::new(None),
+            wakers: Default::default(),
+        }
+    }
+
+    /// The flags raised so far.
+    pub(crate) fn flags(&self) -> u8 {
+        self.flags.load(Ordering::SeqCst)
+    }
+
+    /// The close the shutdown asked for.
+    pub(crate) fn close_request(&self) -> Option<(CloseCode, String)> {
+        self.close.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Leaves the waker of a task about to wait on the connection (`slot`
+    /// 0 for the stream or its reading half, 1 for the writing half).
+    pub(crate) fn register(&self, slot: usize, waker: &Waker) {
+        self.wakers[slot].register(waker);
+    }
+
+    /// The connection is over: tells a waiting shutdown, once.
+    pub(crate) fn finish(&self) {
+        if self.flags.fetch_or(FINISHED, Ordering::SeqCst) & FINISHED == 0 {
+            self.registry.changed.notify_waiters();
+        }
+    }
+
+    fn raise(&self, flags: u8) {
+        self.flags.fetch_or(flags, Ordering::SeqCst);
+        for waker in &self.wakers {
+            waker.wake();
+        }
+    }
+
+    fn start_close(&self, code: CloseCode, reason: &str) {
+        *self.close.lock().unwrap_or_else(|p| p.into_inner()) = Some((code, reason.to_string()));
+        self.raise(CLOSE);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.flags() & FINISHED != 0
+    }
+
+    fn abandon(&self) {
+        // Counted as over from now on, whenever its task gets to it.
+        self.raise(ABANDON | FINISHED);
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        // The connection was dropped: a waiting shutdown counts it as over.
+        self.registry.changed.notify_waiters();
+    }
 }
 
 #[derive(Default)]
@@ -25,7 +104,7 @@ pub(crate) struct Registry {
 
 #[derive(Default)]
 struct Tracked {
-    list: Vec<Weak<dyn Closing>>,
+    list: Vec<Weak<Control>>,
     /// Length after the last sweep of dropped connections: sweeping when
     /// the list doubles keeps tracking O(1) amortised on a server that
     /// runs for months.
@@ -120,9 +199,9 @@ impl Shutdown {
     /// `close_all` started is closed at once.
     pub fn track<S>(&self, ws: &crate::WebSocketStream<S>)
     where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        let connection = ws.closing_handle(self.registry.clone());
+        let connection = ws.control(self.registry.clone());
         let mut tracked = self.lock();
         if let Some((code, reason)) = &tracked.closing {
             connection.start_close(*code, reason);
@@ -208,7 +287,7 @@ impl Shutdown {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn live(&self) -> Vec<Arc<dyn Closing>> {
+    fn live(&self) -> Vec<Arc<Control>> {
         self.lock().list.iter().filter_map(Weak::upgrade).collect()
     }
 }

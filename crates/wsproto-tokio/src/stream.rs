@@ -1,13 +1,18 @@
 //! [`WebSocketStream`]: a `Connection` driven over an `AsyncRead + AsyncWrite`.
 //!
-//! The stream and its split halves share one state behind a mutex that is
-//! only held inside a `poll_*` call, never across an await. Once split,
-//! both halves may need the transport in either direction (the reader
-//! flushes automatic pongs and close replies, the writer flushes messages),
-//! and a transport keeps one waker per direction, so the halves poll the
-//! transport with a waker that wakes both; each then retries what it was
-//! waiting for. Before the split one task at a time polls the stream (it
-//! takes `&mut self`), so the transport gets that task's waker as it is.
+//! Before a split, one task at a time polls the stream (it takes `&mut
+//! self`): the stream owns its state outright and hands the transport that
+//! task's waker as it is, so an echoed message costs no lock and no waker
+//! of ours. A [`Shutdown`](crate::Shutdown) reaches the stream only
+//! through flags it raises and a waker it wakes (`shutdown::Control`); the
+//! task carries them out on its next poll.
+//!
+//! The split halves share the state behind a mutex that is only held
+//! inside a `poll_*` call, never across an await. Both halves may need the
+//! transport in either direction (the reader flushes automatic pongs and
+//! close replies, the writer flushes messages), and a transport keeps one
+//! waker per direction, so the halves poll the transport with a waker that
+//! wakes both; each then retries what it was waiting for.
 
 use std::future::Future;
 use std::io;
@@ -25,7 +30,7 @@ use wsproto_core::{
     ChaChaSource, CloseCode, CloseFrame, Config, Connection, Event, Message, Role, State,
 };
 
-use crate::shutdown::{Closing, Registry};
+use crate::shutdown::{Control, Registry, ABANDON, CLOSE};
 use crate::Error;
 
 /// Bytes to read from the transport per call at least.
@@ -85,11 +90,10 @@ struct Inner<S> {
     done: bool,
     /// The peer's close frame, once it arrived.
     close_frame: Option<CloseFrame>,
-    /// A shutdown waiting on this connection has been told it ended.
-    finish_reported: bool,
-    /// The task that last polled the stream before it was split, for a
-    /// shutdown to wake.
-    waker: Option<Waker>,
+    /// Where a shutdown tracking this connection raises its requests.
+    control: OnceLock<Arc<Control>>,
+    /// The shutdown's requests already carried out.
+    obeyed: u8,
 }
 
 /// Wakes whichever halves are waiting when the transport becomes ready.
@@ -109,12 +113,11 @@ impl Wake for Wakers {
     }
 }
 
+/// The state of a split stream, shared by its halves.
 struct Shared<S> {
     inner: Mutex<Inner<S>>,
     wakers: Arc<Wakers>,
     both: Waker,
-    /// The graceful shutdown tracking this connection, told when it ends.
-    shutdown: OnceLock<Arc<Registry>>,
 }
 
 impl<S> Shared<S> {
@@ -126,53 +129,6 @@ impl<S> Shared<S> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-
-    /// Tells a waiting shutdown, once, that this connection is over.
-    fn report_finished(&self, inner: &mut Inner<S>) {
-        if inner.done && !inner.finish_reported {
-            inner.finish_reported = true;
-            if let Some(registry) = self.shutdown.get() {
-                registry.changed.notify_waiters();
-            }
-        }
-    }
-}
-
-impl<S> Drop for Shared<S> {
-    fn drop(&mut self) {
-        if let Some(registry) = self.shutdown.get() {
-            registry.changed.notify_waiters();
-        }
-    }
-}
-
-impl<S: Send> Closing for Shared<S> {
-    fn start_close(&self, code: CloseCode, reason: &str) {
-        let mut inner = self.lock();
-        if inner.conn.state() == State::Open {
-            // Cannot fail: the shutdown checked the code and reason.
-            let _ = inner.conn.close(code, reason);
-        }
-        let waker = inner.waker.take();
-        drop(inner);
-        // Whichever task or half is waiting writes the close frame out and
-        // reads the reply.
-        self.wake_all(waker);
-    }
-
-    fn is_finished(&self) -> bool {
-        let inner = self.lock();
-        inner.done || inner.conn.state() == State::Closed
-    }
-
-    fn abandon(&self) {
-        let mut inner = self.lock();
-        inner.done = true;
-        inner.finish_reported = true;
-        let waker = inner.waker.take();
-        drop(inner);
-        self.wake_all(waker);
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -181,20 +137,92 @@ enum Half {
     Writer,
 }
 
-impl<S> Shared<S> {
-    /// Wakes the task that polled the unsplit stream last (taken from the
-    /// state by the caller) and both halves.
-    fn wake_all(&self, waker: Option<Waker>) {
-        if let Some(waker) = waker {
-            waker.wake();
+impl Half {
+    /// Where the half leaves its waker for a shutdown.
+    fn slot(self) -> usize {
+        match self {
+            Half::Reader => 0,
+            Half::Writer => 1,
         }
-        self.both.wake_by_ref();
     }
 }
 
 /// At most this many chunks go into one vectored write (Linux takes 1024;
 /// a frame is two chunks, so this covers eight large frames).
 const MAX_IO_SLICES: usize = 16;
+
+impl<S> Inner<S> {
+    fn new(io: S, conn: Connection) -> Inner<S> {
+        Inner {
+            io,
+            conn,
+            start: Instant::now(),
+            timer: None,
+            error: None,
+            done: false,
+            close_frame: None,
+            control: OnceLock::new(),
+            obeyed: 0,
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        self.done || self.conn.state() == State::Closed
+    }
+
+    /// Carries out what a shutdown asked for since the last poll (nothing
+    /// to look at for a connection no shutdown tracks).
+    #[inline(always)]
+    fn obey_shutdown(&mut self) {
+        if let Some(control) = self.control.get() {
+            if control.flags() & !self.obeyed & (CLOSE | ABANDON) != 0 {
+                self.obey();
+            }
+        }
+    }
+
+    #[cold]
+    fn obey(&mut self) {
+        let Some(control) = self.control.get() else {
+            return;
+        };
+        let asked = control.flags() & !self.obeyed & (CLOSE | ABANDON);
+        self.obeyed |= asked;
+        if asked & CLOSE != 0 && self.conn.state() == State::Open {
+            if let Some((code, reason)) = control.close_request() {
+                // Cannot fail: the shutdown checked the code and reason.
+                let _ = self.conn.close(code, &reason);
+            }
+        }
+        if asked & ABANDON != 0 {
+            self.done = true;
+        }
+    }
+
+    /// After a poll: tells a shutdown when the connection is over, and
+    /// leaves it the waker of a task that is about to wait (registered
+    /// before looking at the flags once more, so that a request raised
+    /// meanwhile is not missed).
+    #[inline(always)]
+    fn after_poll(&self, slot: usize, waker: &Waker, pending: bool) {
+        if let Some(control) = self.control.get() {
+            self.report_to(control, slot, waker, pending);
+        }
+    }
+
+    #[cold]
+    fn report_to(&self, control: &Control, slot: usize, waker: &Waker, pending: bool) {
+        if self.is_over() {
+            control.finish();
+        }
+        if pending {
+            control.register(slot, waker);
+            if control.flags() & !self.obeyed & (CLOSE | ABANDON) != 0 {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn now(&self) -> Duration {
@@ -450,10 +478,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 /// # }
 /// ```
 pub struct WebSocketStream<S> {
-    shared: Arc<Shared<S>>,
-    /// This is a half of a split stream, which may live in another task
-    /// than the other half.
-    split: bool,
+    repr: Repr<S>,
+}
+
+enum Repr<S> {
+    /// Not split: one task polls it, through `&mut`.
+    Owned(Box<Inner<S>>),
+    /// A half of a split stream, which may live in another task than the
+    /// other half.
+    Half(Arc<Shared<S>>, Half),
 }
 
 impl<S> std::fmt::Debug for WebSocketStream<S> {
@@ -465,25 +498,8 @@ impl<S> std::fmt::Debug for WebSocketStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// Drives an open `Connection` (from a handshake done elsewhere) over `io`.
     pub fn from_connection(io: S, conn: Connection) -> WebSocketStream<S> {
-        let wakers = Arc::new(Wakers::default());
         WebSocketStream {
-            shared: Arc::new(Shared {
-                inner: Mutex::new(Inner {
-                    io,
-                    conn,
-                    start: Instant::now(),
-                    timer: None,
-                    error: None,
-                    done: false,
-                    close_frame: None,
-                    finish_reported: false,
-                    waker: None,
-                }),
-                both: Waker::from(wakers.clone()),
-                wakers,
-                shutdown: OnceLock::new(),
-            }),
-            split: false,
+            repr: Repr::Owned(Box::new(Inner::new(io, conn))),
         }
     }
 
@@ -508,74 +524,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         WebSocketStream::from_connection(io, conn)
     }
 
-    fn with<R>(
-        &self,
-        half: Half,
+    /// Runs a poll on the state: directly when the stream is not split,
+    /// under the lock, with the waker that wakes both halves, when it is.
+    fn with<T>(
+        &mut self,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&mut Inner<S>, &mut Context<'_>) -> R,
-    ) -> R {
-        let shared = &*self.shared;
-        let mut inner = shared.lock();
-        let waker = if self.split {
-            // Each half registers its task, and the transport wakes both.
-            match half {
-                Half::Reader => shared.wakers.reader.register(cx.waker()),
-                Half::Writer => shared.wakers.writer.register(cx.waker()),
+        f: impl FnOnce(&mut Inner<S>, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let mut guard;
+        let (inner, slot, waker) = match &mut self.repr {
+            Repr::Owned(inner) => (&mut **inner, 0, cx.waker()),
+            Repr::Half(shared, half) => {
+                guard = shared.lock();
+                // Each half registers its task, and the transport wakes both.
+                match half {
+                    Half::Reader => shared.wakers.reader.register(cx.waker()),
+                    Half::Writer => shared.wakers.writer.register(cx.waker()),
+                }
+                (&mut *guard, half.slot(), &shared.both)
             }
-            &shared.both
-        } else {
-            // One task polls the whole stream: the transport wakes it
-            // directly (one wake per readiness event, no waker of ours in
-            // between), and a shutdown finds it in the state.
-            match &mut inner.waker {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                waker => *waker = Some(cx.waker().clone()),
-            }
-            cx.waker()
         };
-        let result = f(&mut inner, &mut Context::from_waker(waker));
-        shared.report_finished(&mut inner);
+        inner.obey_shutdown();
+        let result = f(inner, &mut Context::from_waker(waker));
+        inner.after_poll(slot, cx.waker(), result.is_pending());
         result
     }
 
-    /// What a [`Shutdown`](crate::Shutdown) holds of this connection.
-    pub(crate) fn closing_handle(&self, registry: Arc<Registry>) -> Arc<dyn Closing>
-    where
-        S: Send + 'static,
-    {
-        // A connection reports to the first shutdown that tracks it.
-        let _ = self.shared.shutdown.set(registry);
-        self.shared.clone()
+    /// Reads or changes the state outside a poll.
+    fn state_mut<R>(&mut self, f: impl FnOnce(&mut Inner<S>) -> R) -> R {
+        match &mut self.repr {
+            Repr::Owned(inner) => f(inner),
+            Repr::Half(shared, _) => f(&mut shared.lock()),
+        }
+    }
+
+    /// Reads the state.
+    fn state_ref<R>(&self, f: impl FnOnce(&Inner<S>) -> R) -> R {
+        match &self.repr {
+            Repr::Owned(inner) => f(inner),
+            Repr::Half(shared, _) => f(&shared.lock()),
+        }
+    }
+
+    /// Where a [`Shutdown`](crate::Shutdown) raises its requests for this
+    /// connection: a connection reports to the first shutdown that tracks
+    /// it.
+    pub(crate) fn control(&self, registry: Arc<Registry>) -> Arc<Control> {
+        self.state_ref(|inner| {
+            let control = inner
+                .control
+                .get_or_init(|| Arc::new(Control::new(registry)))
+                .clone();
+            if inner.is_over() {
+                control.finish();
+            }
+            control
+        })
     }
 
     /// How many bytes are queued and not yet written to the transport. The
     /// [`Sink`] stops taking messages (`poll_ready` is pending) while this
     /// is above `Config::write_high_water`.
     pub fn buffered_out(&self) -> usize {
-        self.shared.lock().conn.buffered_out()
+        self.state_ref(|inner| inner.conn.buffered_out())
     }
 
     /// Sends a close frame with `code` and `reason` and flushes it. Keep
     /// reading until the stream ends to complete the handshake.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        std::future::poll_fn(|cx| {
-            self.with(Half::Writer, cx, |inner, cx| {
-                inner.poll_close(cx, code, reason)
-            })
-        })
-        .await
+        std::future::poll_fn(|cx| self.with(cx, |inner, cx| inner.poll_close(cx, code, reason)))
+            .await
     }
 
     /// Sends a ping with up to 125 bytes of payload and flushes it.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        {
-            let mut inner = self.shared.lock();
-            inner.conn.ping(payload)?;
-        }
-        std::future::poll_fn(|cx| {
-            self.with(Half::Writer, cx, |inner, cx| inner.poll_write_out(cx))
-        })
-        .await?;
+        self.state_mut(|inner| inner.conn.ping(payload))?;
+        std::future::poll_fn(|cx| self.with(cx, |inner, cx| inner.poll_write_out(cx))).await?;
         Ok(())
     }
 
@@ -598,20 +622,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # }
     /// ```
     pub async fn next_event(&mut self) -> Option<Result<Event, Error>> {
-        std::future::poll_fn(|cx| {
-            self.with(Half::Reader, cx, |inner, cx| inner.poll_next_event(cx))
-        })
-        .await
+        std::future::poll_fn(|cx| self.with(cx, |inner, cx| inner.poll_next_event(cx))).await
     }
 
     /// The peer's close frame, once it arrived.
     pub fn close_frame(&self) -> Option<CloseFrame> {
-        self.shared.lock().close_frame.clone()
+        self.state_ref(|inner| inner.close_frame.clone())
     }
 
     /// Where the close handshake stands.
     pub fn state(&self) -> State {
-        self.shared.lock().conn.state()
+        self.state_ref(|inner| inner.conn.state())
     }
 
     /// Splits into a reading half and a writing half that can be used from
@@ -632,20 +653,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # }
     /// ```
     pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
-        // The halves poll the transport with the waker that wakes both.
+        let shared = match self.repr {
+            Repr::Owned(inner) => {
+                let wakers = Arc::new(Wakers::default());
+                Arc::new(Shared {
+                    inner: Mutex::new(*inner),
+                    both: Waker::from(wakers.clone()),
+                    wakers,
+                })
+            }
+            // Not reachable through the public API (halves cannot be split
+            // again); they would keep sharing the state.
+            Repr::Half(shared, _) => shared,
+        };
         // Nothing waits on a registration made before with the task's own
         // waker: `split` takes the stream, so no poll of it is pending, and
         // every poll that waits registers anew.
-        let half = |shared| WebSocketStream {
-            shared,
-            split: true,
+        let half = |half| WebSocketStream {
+            repr: Repr::Half(shared.clone(), half),
         };
         (
             WsReader {
-                stream: half(self.shared.clone()),
+                stream: half(Half::Reader),
             },
             WsWriter {
-                stream: half(self.shared),
+                stream: half(Half::Writer),
             },
         )
     }
@@ -654,35 +686,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketStream<S> {
     type Item = Result<Message, Error>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.with(Half::Reader, cx, |inner, cx| inner.poll_next_message(cx))
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.with(cx, |inner, cx| inner.poll_next_message(cx))
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     type Error = Error;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.with(Half::Writer, cx, |inner, cx| inner.poll_ready(cx))
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |inner, cx| inner.poll_ready(cx))
     }
 
-    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        let mut inner = self.shared.lock();
-        inner.conn.send(message)?;
+    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.state_mut(|inner| inner.conn.send(message))?;
         Ok(())
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.with(Half::Writer, cx, |inner, cx| {
-            inner.poll_write_out(cx).map_err(Error::Io)
-        })
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |inner, cx| inner.poll_write_out(cx).map_err(Error::Io))
     }
 
     /// Sends a close frame with code 1000 (if none was sent) and flushes.
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.with(Half::Writer, cx, |inner, cx| {
-            inner.poll_close(cx, CloseCode::Normal, "")
-        })
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |inner, cx| inner.poll_close(cx, CloseCode::Normal, ""))
     }
 }
 

@@ -586,3 +586,79 @@ async fn shutdown_closes_every_connection_with_1001_and_waits() {
     assert_eq!(late.close_frame().unwrap().code, CloseCode::Away);
     accepting.abort();
 }
+
+/// A split connection's halves live in two tasks; the shutdown reaches
+/// them through the flags it raises and the wakers each half left: the
+/// reader waiting for input writes the close frame and reads the reply,
+/// and at the deadline the reader of a peer that never answers ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reaches_split_halves() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::new();
+    let (ends_tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
+    let accepting = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let ws = wsproto_tokio::accept(tcp).await.unwrap();
+                shutdown.track(&ws);
+                let (mut reader, writer) = ws.split();
+                let ends_tx = ends_tx.clone();
+                tokio::spawn(async move {
+                    while let Some(Ok(_)) = reader.next().await {}
+                    let _ = ends_tx.send(reader.close_frame().is_some());
+                    // The writer half is idle all along, in its own task.
+                    drop(writer);
+                });
+            }
+        })
+    };
+    let mut polite = client(addr, Config::default()).await;
+    let polite = tokio::spawn(async move {
+        while let Some(Ok(_)) = polite.next().await {}
+        polite.close_frame()
+    });
+    let (mut mute, mut mute_conn) = raw_client(addr, &[]).await;
+    let mute = tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(event) = mute_conn.poll_event().unwrap() {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                return event;
+            }
+            let n = mute.read(&mut buf).await.unwrap();
+            mute_conn.receive(&buf[..n]);
+        }
+    });
+    while shutdown.open_connections() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let report = shutdown
+        .close_all(CloseCode::Away, "split", Duration::from_millis(500))
+        .await;
+    assert_eq!(
+        (report.connections, report.closed, report.abandoned),
+        (2, 1, 1)
+    );
+    let frame = polite.await.unwrap().expect("a close frame");
+    assert_eq!(
+        (frame.code, frame.reason.as_str()),
+        (CloseCode::Away, "split")
+    );
+    match mute.await.unwrap() {
+        Event::Close(frame) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("{other:?}"),
+    }
+    // Both readers ended: the polite one after the handshake (it has the
+    // peer's close frame), the abandoned one without.
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let end = tokio::time::timeout(Duration::from_secs(5), ends.recv()).await;
+        ended.push(end.unwrap().unwrap());
+    }
+    ended.sort();
+    assert_eq!(ended, [false, true]);
+    accepting.abort();
+}
