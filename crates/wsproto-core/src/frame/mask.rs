@@ -36,40 +36,39 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if buf.len() < WIDE_ALIGN_MIN && has_avx512() {
-        // SAFETY: `mask_unaligned_avx512` is only unsafe because it is
-        // compiled with AVX-512F enabled; `has_avx512` just checked that the
-        // CPU supports it. Its body is safe code, tested against the naive
-        // reference in this module's tests.
-        unsafe { mask_unaligned_avx512(buf, key) };
-        return;
-    }
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if buf.len() < ALIGN_MIN && has_avx2() {
-        // SAFETY: `mask_unaligned_avx2` is only unsafe because it is compiled
-        // with AVX2 enabled; `has_avx2` just checked that the CPU supports it.
-        // Its body is the same safe code as `mask_unaligned`, tested against
-        // the naive reference in this module's tests.
-        unsafe { mask_unaligned_avx2(buf, key) };
-        return;
-    }
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if buf.len() >= WIDE_MIN && has_avx512() {
-        // SAFETY: `mask_lanes_avx512` is only unsafe because it is compiled
-        // with AVX-512F enabled; `has_avx512` just checked that the CPU
-        // supports it. Its body is safe code, tested against the naive
-        // reference in this module's tests.
-        unsafe { mask_lanes_avx512(buf, key) };
-        return;
-    }
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if has_avx2() {
-        // SAFETY: `mask_blocks_avx2` is only unsafe because it is compiled
-        // with AVX2 enabled; `has_avx2` just checked that the CPU supports it.
-        // Its body is the same safe code as `mask_blocks`, tested against the
-        // naive reference in this module's tests.
-        unsafe { mask_blocks_avx2(buf, key) };
-        return;
+    match simd() {
+        Simd::Avx512 if buf.len() < WIDE_ALIGN_MIN => {
+            // SAFETY: `mask_unaligned_avx512` is only unsafe because it is
+            // compiled with AVX-512F enabled; `simd` gives `Avx512` only
+            // where the CPU has it. Its body is safe code, tested against
+            // the naive reference in this module's tests.
+            unsafe { mask_unaligned_avx512(buf, key) };
+            return;
+        }
+        Simd::Avx512 if buf.len() >= WIDE_MIN => {
+            // SAFETY: as above, for `mask_lanes_avx512`.
+            unsafe { mask_lanes_avx512(buf, key) };
+            return;
+        }
+        Simd::Avx2 if buf.len() < ALIGN_MIN => {
+            // SAFETY: `mask_unaligned_avx2` is only unsafe because it is
+            // compiled with AVX2 enabled; `simd` gives `Avx2` only where the
+            // CPU has it. Its body is the same safe code as
+            // `mask_unaligned`, tested against the naive reference in this
+            // module's tests.
+            unsafe { mask_unaligned_avx2(buf, key) };
+            return;
+        }
+        Simd::Avx2 | Simd::Avx512 => {
+            // SAFETY: `mask_blocks_avx2` is only unsafe because it is
+            // compiled with AVX2 enabled; `simd` gives `Avx2` or `Avx512`
+            // only where the CPU has AVX2. Its body is the same safe code as
+            // `mask_blocks`, tested against the naive reference in this
+            // module's tests.
+            unsafe { mask_blocks_avx2(buf, key) };
+            return;
+        }
+        Simd::Portable => {}
     }
     mask_blocks(buf, key);
 }
@@ -90,37 +89,78 @@ pub fn apply_mask_portable(buf: &mut [u8], key: [u8; 4], offset: usize) {
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Simd {
+    Portable = 1,
+    Avx2 = 2,
+    Avx512 = 3,
+}
+
+/// The [`Simd`] level the dispatch uses, found on the first call (0 until
+/// then): one load and compare per call instead of one feature test per
+/// instruction set.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static SIMD: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// The instruction set the masking loops use on this CPU.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[inline(always)]
+fn simd() -> Simd {
+    let level = match SIMD.load(core::sync::atomic::Ordering::Relaxed) {
+        3 => Simd::Avx512,
+        2 => Simd::Avx2,
+        1 => Simd::Portable,
+        _ => detect_simd(),
+    };
     #[cfg(test)]
-    Portable,
-    Avx2,
-    Avx512,
+    let level = tests::SIMD_FORCED
+        .with(|forced| forced.get())
+        .map_or(level, |forced| {
+            // A test runs each build the CPU can run, whatever the dispatch
+            // prefers.
+            forced.min(supported_simd())
+        });
+    level
 }
 
-/// Whether the CPU has AVX-512F (and a test has not ruled it out).
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
-#[inline(always)]
-fn has_avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f") && allowed(Simd::Avx512)
+#[cold]
+fn detect_simd() -> Simd {
+    let level = match supported_simd() {
+        Simd::Avx512 if !wide_stores_pay() => Simd::Avx2,
+        level => level,
+    };
+    SIMD.store(level as u8, core::sync::atomic::Ordering::Relaxed);
+    level
 }
 
-/// Whether the CPU has AVX2 (and a test has not ruled it out).
+/// The widest instruction set this CPU can run.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
-#[inline(always)]
-fn has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2") && allowed(Simd::Avx2)
+fn supported_simd() -> Simd {
+    if !std::is_x86_feature_detected!("avx2") {
+        Simd::Portable
+    } else if std::is_x86_feature_detected!("avx512f") {
+        Simd::Avx512
+    } else {
+        Simd::Avx2
+    }
 }
 
-#[cfg(all(target_arch = "x86_64", feature = "std", not(test)))]
-#[inline(always)]
-fn allowed(_: Simd) -> bool {
-    true
-}
-
-/// Tests cap the instruction set, so that every build of the loops runs
-/// on a CPU that has them all, not only the one the dispatch would pick.
-#[cfg(all(target_arch = "x86_64", feature = "std", test))]
-fn allowed(simd: Simd) -> bool {
-    tests::SIMD_CAP.with(|cap| simd <= cap.get())
+/// Whether the 64-byte AVX-512 loops beat the 32-byte AVX2 ones here: on
+/// Intel's cores (a Xeon: 256 B 5.0 against 6.5 ns, 16 KiB 109 against
+/// 122; see [`WIDE_ALIGN_MIN`] and [`WIDE_MIN`]), not on AMD's Zen 4, which
+/// runs a 64-byte operation as two 32-byte halves and pays more for a
+/// misaligned 64-byte store than for two 32-byte ones (an AMD EPYC with
+/// AVX-512, 1-byte-misaligned, fastest of 40 interleaved rounds: 256 B 8.95
+/// against 4.87 ns, 512 B 10.39 against 8.17, 64 B to 1 KiB copies 10 to
+/// 25% slower, level from 2 KiB). Other vendors' cores are unmeasured and
+/// get AVX2.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn wide_stores_pay() -> bool {
+    // SAFETY: every x86_64 CPU has the CPUID instruction (the call is safe
+    // from Rust 1.87 on, hence the allow for newer compilers).
+    #[allow(unused_unsafe)]
+    let vendor = unsafe { core::arch::x86_64::__cpuid(0) };
+    // "GenuineIntel", in the order CPUID leaves it in EBX, EDX, ECX.
+    (vendor.ebx, vendor.edx, vendor.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
 }
 
 /// Payloads shorter than this are masked inline, without run-time CPU
@@ -384,22 +424,25 @@ pub(crate) fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4],
         return;
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if src.len() >= 64 && has_avx512() {
-        // SAFETY: `copy_lanes_avx512` is only unsafe because it is compiled
-        // with AVX-512F enabled; `has_avx512` just checked that the CPU
-        // supports it. Its body is safe code, tested against the naive
-        // reference in this module's tests.
-        unsafe { copy_lanes_avx512(dst, src, key) };
-        return;
-    }
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if has_avx2() {
-        // SAFETY: `copy_blocks_avx2` is only unsafe because it is compiled
-        // with AVX2 enabled; `has_avx2` just checked that the CPU supports it.
-        // Its body is the same safe code as `copy_blocks`, tested against the
-        // naive reference in this module's tests.
-        unsafe { copy_blocks_avx2(dst, src, key) };
-        return;
+    match simd() {
+        Simd::Avx512 if src.len() >= 64 => {
+            // SAFETY: `copy_lanes_avx512` is only unsafe because it is
+            // compiled with AVX-512F enabled; `simd` gives `Avx512` only
+            // where the CPU has it. Its body is safe code, tested against
+            // the naive reference in this module's tests.
+            unsafe { copy_lanes_avx512(dst, src, key) };
+            return;
+        }
+        Simd::Avx2 | Simd::Avx512 => {
+            // SAFETY: `copy_blocks_avx2` is only unsafe because it is
+            // compiled with AVX2 enabled; `simd` gives `Avx2` or `Avx512`
+            // only where the CPU has AVX2. Its body is the same safe code
+            // as `copy_blocks`, tested against the naive reference in this
+            // module's tests.
+            unsafe { copy_blocks_avx2(dst, src, key) };
+            return;
+        }
+        Simd::Portable => {}
     }
     copy_blocks(dst, src, key);
 }
@@ -509,9 +552,11 @@ mod tests {
 
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     std::thread_local! {
-        /// The widest instruction set this test thread lets the dispatch use.
-        pub(super) static SIMD_CAP: core::cell::Cell<Simd> =
-            const { core::cell::Cell::new(Simd::Avx512) };
+        /// The instruction set this test thread makes the dispatch use
+        /// (the widest the CPU has, if it lacks this one), rather than the
+        /// one it prefers.
+        pub(super) static SIMD_FORCED: core::cell::Cell<Option<Simd>> =
+            const { core::cell::Cell::new(None) };
     }
 
     /// Runs `check` once per instruction set the dispatch can use (those
@@ -525,13 +570,33 @@ mod tests {
                 (Simd::Avx2, "up to AVX2"),
                 (Simd::Portable, "portable"),
             ] {
-                SIMD_CAP.with(|c| c.set(cap));
+                SIMD_FORCED.with(|c| c.set(Some(cap)));
                 check(name);
             }
-            SIMD_CAP.with(|c| c.set(Simd::Avx512));
+            SIMD_FORCED.with(|c| c.set(None));
         }
         #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
         check("native");
+    }
+
+    /// The vendor test reads CPUID right: AVX-512 is preferred on Intel's
+    /// CPUs only (the kernel names the vendor in /proc/cpuinfo).
+    #[cfg(all(target_arch = "x86_64", feature = "std", target_os = "linux"))]
+    #[test]
+    fn wide_stores_are_preferred_on_intel_only() {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let vendor = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("vendor_id"))
+            .and_then(|rest| rest.split(':').nth(1))
+            .map(str::trim)
+            .unwrap();
+        assert_eq!(wide_stores_pay(), vendor == "GenuineIntel", "{vendor}");
+        let expected = match supported_simd() {
+            Simd::Avx512 if vendor != "GenuineIntel" => Simd::Avx2,
+            level => level,
+        };
+        assert_eq!(detect_simd(), expected);
     }
 
     fn naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
