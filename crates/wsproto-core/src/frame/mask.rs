@@ -181,8 +181,9 @@ const VECTOR_MIN: usize = 256;
 /// 35.1 (the VM ran at different speeds in the two runs).
 const ALIGN_MIN: usize = 1024;
 
-/// Where the CPU has AVX-512, payloads from [`VECTOR_MIN`] up to this size
-/// are masked in 64-byte blocks from wherever they start (each store
+/// Where the dispatch uses AVX-512 (Intel's CPUs: `wide_stores_pay`),
+/// payloads from [`VECTOR_MIN`] up to this size are masked in 64-byte
+/// blocks from wherever they start (each store
 /// straddles two cache lines when the payload is misaligned, but there are
 /// half as many as with AVX2, and no bytes before an aligned address to
 /// mask word by word); from here the AVX2 blocks at aligned addresses are
@@ -194,11 +195,11 @@ const ALIGN_MIN: usize = 1024;
 const WIDE_ALIGN_MIN: usize = 1024;
 
 /// Payloads of at least this many bytes are masked with 64-byte AVX-512
-/// stores at aligned addresses where the CPU has them: below it the bytes
-/// before the first 64-byte aligned address and after the last whole block
-/// cost more than the wider stores save (A/B against the AVX2 blocks:
-/// 1 KiB 16.7 against 14.2 ns, 2 KiB 21.8 against 23.5, 4 KiB 31.5 against
-/// 41.8, 16 KiB 109 against 122; docs/performance.md, Masking).
+/// stores at aligned addresses where the dispatch uses them: below it the
+/// bytes before the first 64-byte aligned address and after the last whole
+/// block cost more than the wider stores save (A/B against the AVX2
+/// blocks: 1 KiB 16.7 against 14.2 ns, 2 KiB 21.8 against 23.5, 4 KiB 31.5
+/// against 41.8, 16 KiB 109 against 122; docs/performance.md, Masking).
 #[cfg_attr(not(all(target_arch = "x86_64", feature = "std")), allow(dead_code))]
 const WIDE_MIN: usize = 2048;
 
@@ -335,8 +336,8 @@ unsafe fn mask_blocks_avx2(buf: &mut [u8], key: [u8; 4]) {
     mask_blocks(buf, key);
 }
 
-/// Payloads of at least [`WIDE_MIN`] bytes on CPUs with AVX-512: 64-byte
-/// aligned stores.
+/// Payloads of at least [`WIDE_MIN`] bytes where the dispatch uses
+/// AVX-512: 64-byte aligned stores.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[target_feature(enable = "avx512f")]
 unsafe fn mask_lanes_avx512(buf: &mut [u8], key: [u8; 4]) {
@@ -359,12 +360,13 @@ fn mask_lanes<const N: usize>(buf: &mut [u8], key: [u8; 4]) {
     mask_unaligned(rest, key);
 }
 
-/// Payloads from [`VECTOR_MIN`] to [`WIDE_ALIGN_MIN`] on CPUs with AVX-512:
-/// 64-byte blocks from wherever `buf` starts (as [`mask_lanes`] without
-/// the alignment), then [`mask_unaligned`]. The flat loop covers groups of
-/// four blocks; left to it, the one to three blocks after them went one
-/// 32-byte register at a time (384 B: 0.93x to 1.02x yawc's function in
-/// `mask_rounds`, 1.23x to 1.24x with the blocks written out).
+/// Payloads from [`VECTOR_MIN`] to [`WIDE_ALIGN_MIN`] where the dispatch
+/// uses AVX-512: 64-byte blocks from wherever `buf` starts (as
+/// [`mask_lanes`] without the alignment), then [`mask_unaligned`]. The
+/// flat loop covers groups of four blocks; left to it, the one to three
+/// blocks after them went one 32-byte register at a time (384 B: 0.93x to
+/// 1.02x yawc's function in `mask_rounds`, 1.23x to 1.24x with the blocks
+/// written out; on a Xeon).
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[target_feature(enable = "avx512f")]
 unsafe fn mask_unaligned_avx512(buf: &mut [u8], key: [u8; 4]) {
