@@ -78,6 +78,24 @@ async fn one_server(
     (addr, server)
 }
 
+/// A client that reads the server's first event (its close frame) and
+/// then holds the socket open for 3 s without answering; the task returns
+/// that event.
+async fn mute_client(addr: SocketAddr) -> tokio::task::JoinHandle<Event> {
+    let (mut mute, mut conn) = raw_client(addr, &[]).await;
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(event) = conn.poll_event().unwrap() {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                return event;
+            }
+            let n = mute.read(&mut buf).await.unwrap();
+            conn.receive(&buf[..n]);
+        }
+    })
+}
+
 async fn client(
     addr: SocketAddr,
     config: Config,
@@ -523,19 +541,7 @@ async fn shutdown_closes_every_connection_with_1001_and_waits() {
         }));
     }
     // ...and one that reads the close frame but never answers it.
-    let (mut mute, mut mute_conn) = raw_client(addr, &[]).await;
-    let mute = tokio::spawn(async move {
-        let mut buf = [0u8; 1024];
-        loop {
-            if let Some(event) = mute_conn.poll_event().unwrap() {
-                // Hold the socket open without replying.
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                return event;
-            }
-            let n = mute.read(&mut buf).await.unwrap();
-            mute_conn.receive(&buf[..n]);
-        }
-    });
+    let mute = mute_client(addr).await;
     while shutdown.open_connections() < 5 {
         tokio::task::yield_now().await;
     }
@@ -620,18 +626,7 @@ async fn shutdown_reaches_split_halves() {
         while let Some(Ok(_)) = polite.next().await {}
         polite.close_frame()
     });
-    let (mut mute, mut mute_conn) = raw_client(addr, &[]).await;
-    let mute = tokio::spawn(async move {
-        let mut buf = [0u8; 1024];
-        loop {
-            if let Some(event) = mute_conn.poll_event().unwrap() {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                return event;
-            }
-            let n = mute.read(&mut buf).await.unwrap();
-            mute_conn.receive(&buf[..n]);
-        }
-    });
+    let mute = mute_client(addr).await;
     while shutdown.open_connections() < 2 {
         tokio::task::yield_now().await;
     }
