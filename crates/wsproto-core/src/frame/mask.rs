@@ -155,8 +155,8 @@ fn supported_simd() -> Simd {
 /// get AVX2.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 fn wide_stores_pay() -> bool {
-    // SAFETY: every x86_64 CPU has the CPUID instruction (the call is safe
-    // from Rust 1.87 on, hence the allow for newer compilers).
+    // SAFETY: every x86_64 CPU has the CPUID instruction (newer compilers
+    // declare the call safe, hence the allow).
     #[allow(unused_unsafe)]
     let vendor = unsafe { core::arch::x86_64::__cpuid(0) };
     // "GenuineIntel", in the order CPUID leaves it in EBX, EDX, ECX.
@@ -169,28 +169,27 @@ fn wide_stores_pay() -> bool {
 /// in an A/B run; docs/performance.md, Masking).
 const VECTOR_MIN: usize = 256;
 
-/// With AVX2 (and without AVX-512), payloads shorter than this are masked
-/// without aligning the stores: the bytes before the first aligned address
-/// and after the last whole block cost more than the straddling stores
-/// below it, and less above it. On an Intel Xeon: 256 B 6.5 ns aligned
-/// against 3.7 unaligned, 1 KiB 11.6 against 12.5, 4 KiB 31.9 against 59.7.
-/// On an AMD EPYC (Zen 3), fastest of 30 interleaved rounds, 1-byte
-/// misaligned, two runs: 512 B 12.4 and 25.4 ns aligned against 9.6 and
-/// 16.6 unaligned, 768 B 14.0 and 25.7 against 12.5 and 22.1, 1 KiB 15.5
-/// and 29.5 against 15.9 and 24.6, 1.5 KiB 18.8 and 33.8 against 22.3 and
-/// 35.1 (the VM ran at different speeds in the two runs).
+/// Where the dispatch uses AVX2 (CPUs without AVX-512, and AMD's), payloads
+/// shorter than this are masked without aligning the stores: the bytes before
+/// the first aligned address and after the last whole block cost more than the
+/// straddling stores below it, and less above it. On an Intel Xeon: 256 B 6.5
+/// ns aligned against 3.7 unaligned, 1 KiB 11.6 against 12.5, 4 KiB 31.9
+/// against 59.7. On an AMD EPYC (Zen 3), fastest of 30 interleaved rounds,
+/// 1-byte misaligned, two runs: 512 B 12.4 and 25.4 ns aligned against 9.6 and
+/// 16.6 unaligned, 768 B 14.0 and 25.7 against 12.5 and 22.1, 1 KiB 15.5 and
+/// 29.5 against 15.9 and 24.6, 1.5 KiB 18.8 and 33.8 against 22.3 and 35.1 (the
+/// VM ran at different speeds in the two runs).
 const ALIGN_MIN: usize = 1024;
 
-/// Where the dispatch uses AVX-512 (Intel's CPUs: `wide_stores_pay`),
-/// payloads from [`VECTOR_MIN`] up to this size are masked in 64-byte
-/// blocks from wherever they start (each store
-/// straddles two cache lines when the payload is misaligned, but there are
-/// half as many as with AVX2, and no bytes before an aligned address to
-/// mask word by word); from here the AVX2 blocks at aligned addresses are
-/// faster. A/B, 1-byte-misaligned, fastest of 30 interleaved rounds: 256 B
-/// 5.0 ns against 6.5 (AVX2 unaligned) and 6.2 (yawc); 512 B 7.0 against
-/// 9.0 and 8.7; 768 B 9.1 against 13.5 and 13.1; 1 KiB 19.1 against 14.3
-/// for the aligned AVX2 blocks.
+/// Where the dispatch uses AVX-512 (Intel's CPUs: `wide_stores_pay`), payloads
+/// from [`VECTOR_MIN`] up to this size are masked in 64-byte blocks from
+/// wherever they start (each store straddles two cache lines when the payload
+/// is misaligned, but there are half as many as with AVX2, and no bytes before
+/// an aligned address to mask word by word); from here the AVX2 blocks at
+/// aligned addresses are faster. A/B, 1-byte-misaligned, fastest of 30
+/// interleaved rounds: 256 B 5.0 ns against 6.5 (AVX2 unaligned) and 6.2
+/// (yawc); 512 B 7.0 against 9.0 and 8.7; 768 B 9.1 against 13.5 and 13.1; 1
+/// KiB 19.1 against 14.3 for the aligned AVX2 blocks.
 #[cfg_attr(not(all(target_arch = "x86_64", feature = "std")), allow(dead_code))]
 const WIDE_ALIGN_MIN: usize = 1024;
 
