@@ -93,11 +93,17 @@ impl PerMessageDeflate {
         &self.params
     }
 
+    /// Whether [`compress`](Self::compress) would compress a message of
+    /// `len` bytes (it can still fall back to sending it as it is).
+    pub(crate) fn compresses(&self, len: usize) -> bool {
+        len >= self.threshold && self.send_bits >= 9
+    }
+
     /// Compresses one whole message, or `None` to send it as it is: below
     /// the threshold, with an 8-bit window zlib cannot produce, or (should
     /// zlib ever fail) after resetting the stream so both sides stay in step.
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
-        if payload.len() < self.threshold || self.send_bits < 9 {
+        if !self.compresses(payload.len()) {
             return None;
         }
         if payload.is_empty() {

@@ -21,7 +21,7 @@ use crate::frame::{
 };
 use crate::message::{Message, Utf8Bytes, Utf8Validator};
 use crate::random::RandomSource;
-use crate::transmit::{Chunks, TxQueue, SHARE_MIN};
+use crate::transmit::{Chunks, DirectSend, TxQueue, SHARE_MIN};
 use crate::Status;
 
 /// How many inputs of the current size the receive buffer makes room for
@@ -635,6 +635,74 @@ impl Connection {
     /// Queues a binary message (copying it).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.send_data(OpCode::Binary, data, None)
+    }
+
+    /// Queues a binary message whose payload the transport writes straight
+    /// from `data`, without copying it: see [`DirectSend`]. This is the
+    /// borrowed-slice counterpart of sending a `Bytes` payload, for a server
+    /// sending large messages it does not own. The payload goes out by
+    /// reference when it is at least 16 KiB (below that, one copied write
+    /// costs less than a vectored one), this side does not mask (a server),
+    /// permessage-deflate does not compress it and it fits in one frame;
+    /// otherwise the message is queued as [`send_binary`](Self::send_binary)
+    /// would and the returned [`DirectSend`] holds only the queue.
+    ///
+    /// ```
+    /// use wsproto_core::{Config, Connection};
+    ///
+    /// let mut conn = Connection::server(Config::default());
+    /// let data = vec![1u8; 20_000];
+    /// let mut wire = Vec::new();
+    /// let mut send = conn.send_binary_direct(&data).unwrap();
+    /// while let Some(chunk) = send.first() {
+    ///     wire.extend_from_slice(chunk); // socket.write(chunk)
+    ///     let n = chunk.len();
+    ///     send.advance(n);
+    /// }
+    /// drop(send);
+    /// assert_eq!(&wire[..4], &[0x82, 126, 0x4e, 0x20]);
+    /// assert_eq!(wire.len(), 4 + 20_000);
+    /// assert_eq!(conn.buffered_out(), 0);
+    /// ```
+    #[inline]
+    pub fn send_binary_direct<'p>(&mut self, data: &'p [u8]) -> Result<DirectSend<'_, 'p>, Error> {
+        self.send_direct(OpCode::Binary, data)
+    }
+
+    /// Queues a text message whose payload the transport writes straight
+    /// from `text`; as [`send_binary_direct`](Self::send_binary_direct).
+    #[inline]
+    pub fn send_text_direct<'p>(&mut self, text: &'p str) -> Result<DirectSend<'_, 'p>, Error> {
+        self.send_direct(OpCode::Text, text.as_bytes())
+    }
+
+    #[inline]
+    fn send_direct<'p>(
+        &mut self,
+        opcode: OpCode,
+        payload: &'p [u8],
+    ) -> Result<DirectSend<'_, 'p>, Error> {
+        if self.random.is_none()
+            && payload.len() >= SHARE_MIN
+            && self.fits_one_plain_frame(payload.len())
+        {
+            self.check_can_send()?;
+            encode_header(self.tx.copy_buf(), opcode, true, 0, payload.len(), None);
+            return Ok(DirectSend::new(&mut self.tx, payload));
+        }
+        self.send_data(opcode, payload, None)?;
+        Ok(DirectSend::new(&mut self.tx, &[]))
+    }
+
+    /// Whether a message of `len` bytes goes out as one frame, uncompressed.
+    fn fits_one_plain_frame(&self, len: usize) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.deflate.as_ref().is_some_and(|d| d.compresses(len)) {
+            return false;
+        }
+        self.config
+            .max_send_frame_size
+            .map_or(true, |max| len <= max)
     }
 
     fn check_can_send(&self) -> Result<(), Error> {

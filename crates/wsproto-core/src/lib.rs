@@ -107,7 +107,7 @@ pub use handshake::{
 };
 pub use message::{InvalidUtf8, Message, Utf8Bytes, Utf8Validator};
 pub use random::{ChaChaSource, RandomSource};
-pub use transmit::Chunks;
+pub use transmit::{Chunks, DirectSend};
 
 /// The result of feeding input that may not be complete yet, as in `httparse`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

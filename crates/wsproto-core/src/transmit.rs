@@ -101,6 +101,7 @@ impl TxQueue {
             position: self.consumed,
             shared: self.shared.iter(),
             next_shared: None,
+            tail: &[],
         }
     }
 
@@ -162,6 +163,8 @@ pub struct Chunks<'a> {
     shared: alloc::collections::vec_deque::Iter<'a, (u64, Bytes)>,
     /// A shared payload whose preceding copied bytes were just handed out.
     next_shared: Option<&'a Bytes>,
+    /// A borrowed payload that goes after everything queued ([`DirectSend`]).
+    tail: &'a [u8],
 }
 
 impl<'a> Iterator for Chunks<'a> {
@@ -175,7 +178,11 @@ impl<'a> Iterator for Chunks<'a> {
         match self.shared.next() {
             None => {
                 let rest = core::mem::take(&mut self.copied);
-                (!rest.is_empty()).then_some(rest)
+                if !rest.is_empty() {
+                    return Some(rest);
+                }
+                let tail = core::mem::take(&mut self.tail);
+                (!tail.is_empty()).then_some(tail)
             }
             Some((at, payload)) => {
                 let n = usize::try_from(at - self.position).unwrap_or(usize::MAX);
@@ -188,6 +195,108 @@ impl<'a> Iterator for Chunks<'a> {
                 self.next_shared = Some(payload);
                 Some(run)
             }
+        }
+    }
+}
+
+/// A message whose payload is written straight from the caller's slice,
+/// from [`Connection::send_binary_direct`] or
+/// [`Connection::send_text_direct`]: what was queued before it, its header,
+/// then the borrowed payload, with no copy of the payload in between.
+///
+/// Write [`chunks`](Self::chunks) (or [`io_slices`](Self::io_slices)) to
+/// the transport and report each write with [`advance`](Self::advance)
+/// until [`remaining`](Self::remaining) is 0. Dropping it earlier is not a
+/// loss: whatever of the payload was not written is copied into the
+/// connection's outgoing queue then, behind everything before it, so the
+/// message goes out whole with the next writes, as if it had been sent with
+/// [`Connection::send_binary`]. The connection stays borrowed while this
+/// exists, so nothing else can be queued in between.
+///
+/// ```
+/// use wsproto_core::{Config, Connection};
+///
+/// let mut conn = Connection::server(Config::default());
+/// let data = vec![7u8; 65536];
+/// let mut send = conn.send_binary_direct(&data).unwrap();
+/// let chunks: Vec<&[u8]> = send.chunks().collect();
+/// assert_eq!(chunks[0], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+/// assert_eq!(chunks[1].as_ptr(), data.as_ptr()); // the caller's own bytes
+/// send.advance(10 + 1000); // the socket took the header and 1000 bytes
+/// drop(send); // the other 64536 are copied into the queue
+/// assert_eq!(conn.buffered_out(), 64536);
+/// ```
+///
+/// [`Connection::send_binary_direct`]: crate::Connection::send_binary_direct
+/// [`Connection::send_text_direct`]: crate::Connection::send_text_direct
+/// [`Connection::send_binary`]: crate::Connection::send_binary
+#[derive(Debug)]
+#[must_use = "dropped unwritten, the payload is copied into the queue"]
+pub struct DirectSend<'c, 'p> {
+    queue: &'c mut TxQueue,
+    /// The part of the borrowed payload not written yet; empty when the
+    /// message was queued the ordinary way (masked, compressed, small or
+    /// split into frames).
+    payload: &'p [u8],
+}
+
+impl<'c, 'p> DirectSend<'c, 'p> {
+    #[inline]
+    pub(crate) fn new(queue: &'c mut TxQueue, payload: &'p [u8]) -> Self {
+        DirectSend { queue, payload }
+    }
+
+    /// Every chunk still to be written, in order: the queue's chunks (which
+    /// end with this message's header), then the payload.
+    #[inline]
+    pub fn chunks(&self) -> Chunks<'_> {
+        Chunks {
+            tail: self.payload,
+            ..self.queue.chunks()
+        }
+    }
+
+    /// Fills `slices` with the first chunks of [`chunks`](Self::chunks),
+    /// for `Write::write_vectored`, and returns how many it filled.
+    #[cfg(feature = "std")]
+    pub fn io_slices<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(self.chunks()) {
+            *slot = std::io::IoSlice::new(chunk);
+            count += 1;
+        }
+        count
+    }
+
+    /// The first chunk still to be written, if any.
+    #[inline]
+    pub fn first(&self) -> Option<&[u8]> {
+        self.chunks().next()
+    }
+
+    /// Marks the first `n` bytes of [`chunks`](Self::chunks) as written.
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        let queued = self.queue.len();
+        self.queue.advance(n);
+        if n > queued {
+            let rest = self.payload.get(n - queued..).unwrap_or_default();
+            self.payload = rest;
+        }
+    }
+
+    /// How many bytes are still to be written, the queue's included.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.queue.len() + self.payload.len()
+    }
+}
+
+impl Drop for DirectSend<'_, '_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.payload.is_empty() {
+            self.queue.copy_buf().extend_from_slice(self.payload);
         }
     }
 }

@@ -264,6 +264,21 @@ fn below_the_threshold_messages_go_out_plain() {
     assert_eq!(next_message(&mut client).as_text(), Some("hi there"));
 }
 
+/// A direct send compresses like any other: the payload is not written by
+/// reference but queued compressed, and the peer reads the message back.
+#[test]
+fn direct_sends_are_compressed_too() {
+    let (mut client, mut server) = connect(Config::default(), Config::default());
+    let text = CHAT_LINE.repeat(400); // 34 KB, above the 16 KiB by-reference size
+    let send = server.send_text_direct(&text).unwrap();
+    assert!(send.chunks().all(|c| c.as_ptr() != text.as_ptr()));
+    drop(send);
+    let wire = pump(&mut server, &mut client);
+    assert!(wire.len() < text.len() / 10, "{}", wire.len());
+    assert_eq!(frames(Role::Server, &wire)[0].header.rsv, RSV1);
+    assert_eq!(next_message(&mut client).as_text(), Some(text.as_str()));
+}
+
 /// A masked frame with explicit flags, as a client would send it.
 fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![first_byte];

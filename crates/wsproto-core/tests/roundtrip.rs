@@ -152,6 +152,67 @@ proptest! {
         prop_assert_eq!(events, expected_events(&items));
     }
 
+    /// Messages sent from borrowed slices with `send_*_direct`, each written
+    /// partly (arbitrary byte counts, offered as a writev would) before the
+    /// `DirectSend` is dropped and its rest copied into the queue, give the
+    /// same bytes as the copying `send_*` calls, in any role and with any
+    /// send-side fragmentation; and large server payloads are offered as the
+    /// caller's own slice.
+    #[test]
+    fn direct_sends_match_copying_sends(
+        items in proptest::collection::vec(item(), 0..10),
+        sender_is_client in any::<bool>(),
+        frame_size in proptest::option::of(prop_oneof![1usize..400, 1000usize..40_000]),
+        writes in proptest::collection::vec(proptest::option::of(1usize..70_000), 1..8),
+        seed in any::<[u8; 32]>(),
+    ) {
+        let config = Config { max_send_frame_size: frame_size, ..Config::default() };
+        let make = || if sender_is_client {
+            Connection::client(config.clone(), Box::new(wsproto_core::ChaChaSource::from_seed(seed)))
+        } else {
+            Connection::server(config.clone())
+        };
+        let (mut copying, mut direct) = (make(), make());
+        let mut wire = Vec::new();
+        let mut w = 0;
+        for item in &items {
+            match item {
+                Item::Message(m) => copying.send(m.clone()).unwrap(),
+                Item::Ping(p) => copying.ping(p).unwrap(),
+            }
+            let mut send = match item {
+                Item::Message(Message::Binary(b)) => direct.send_binary_direct(b).unwrap(),
+                Item::Message(Message::Text(t)) => direct.send_text_direct(t).unwrap(),
+                Item::Ping(p) => {
+                    direct.ping(p).unwrap();
+                    continue;
+                }
+            };
+            let Item::Message(message) = item else { unreachable!() };
+            let payload: &[u8] = message.payload();
+            let by_reference = send.chunks().any(|c| c.as_ptr() == payload.as_ptr() && !c.is_empty());
+            prop_assert_eq!(
+                by_reference,
+                !sender_is_client
+                    && payload.len() >= 16 * 1024
+                    && frame_size.map_or(true, |max| payload.len() <= max)
+            );
+            // Up to two writes (`None`: the socket would block), then drop.
+            for _ in 0..2 {
+                let Some(limit) = writes[w % writes.len()] else { break };
+                w += 1;
+                let offered: Vec<u8> = send.chunks().flatten().copied().collect();
+                prop_assert_eq!(offered.len(), send.remaining());
+                let n = limit.min(offered.len());
+                wire.extend_from_slice(&offered[..n]);
+                send.advance(n);
+            }
+            w += 1;
+        }
+        wire.extend(drain(&mut direct));
+        prop_assert_eq!(wire, drain(&mut copying));
+    }
+
     /// Through the raw encoder: each message cut into arbitrary fragments,
     /// pings interleaved between fragments, the stream split byte-wise.
     #[test]

@@ -57,7 +57,9 @@ pub use wsproto_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, Event, Message, Proxy,
     Reject, Request, Response, State,
 };
-use wsproto_core::{ClientHandshake, HandshakeError, ProxyHandshake, ServerHandshake, Status};
+use wsproto_core::{
+    ClientHandshake, DirectSend, HandshakeError, ProxyHandshake, ServerHandshake, Status,
+};
 
 /// Bytes read from the transport per call.
 const READ_CHUNK: usize = 16 * 1024;
@@ -76,6 +78,67 @@ pub struct WebSocket<S> {
 /// At most this many chunks go into one vectored write (a frame is at most
 /// two: header and payload).
 const MAX_IO_SLICES: usize = 16;
+
+/// Bytes waiting to be written: the connection's queue, or a message being
+/// written from the caller's slice (`DirectSend`).
+trait Outgoing {
+    fn first(&self) -> Option<&[u8]>;
+    fn len(&self) -> usize;
+    fn io_slices<'a>(&'a self, slices: &mut [io::IoSlice<'a>]) -> usize;
+    fn advance(&mut self, n: usize);
+}
+
+impl Outgoing for Connection {
+    fn first(&self) -> Option<&[u8]> {
+        self.poll_transmit()
+    }
+    fn len(&self) -> usize {
+        self.buffered_out()
+    }
+    fn io_slices<'a>(&'a self, slices: &mut [io::IoSlice<'a>]) -> usize {
+        self.transmit_io_slices(slices)
+    }
+    fn advance(&mut self, n: usize) {
+        Connection::advance(self, n);
+    }
+}
+
+impl Outgoing for DirectSend<'_, '_> {
+    fn first(&self) -> Option<&[u8]> {
+        DirectSend::first(self)
+    }
+    fn len(&self) -> usize {
+        self.remaining()
+    }
+    fn io_slices<'a>(&'a self, slices: &mut [io::IoSlice<'a>]) -> usize {
+        DirectSend::io_slices(self, slices)
+    }
+    fn advance(&mut self, n: usize) {
+        DirectSend::advance(self, n);
+    }
+}
+
+/// Writes everything `out` holds, without flushing the transport.
+fn write_out<S: Write>(stream: &mut S, out: &mut impl Outgoing) -> Result<(), Error> {
+    while let Some(first) = out.first() {
+        // One contiguous run (small frames, the common case) goes out in a
+        // plain write; headers and large payloads by reference in one writev.
+        let written = if first.len() < out.len() {
+            let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
+            let n = out.io_slices(&mut slices);
+            stream.write_vectored(slices.get(..n).unwrap_or_default())
+        } else {
+            stream.write(first)
+        };
+        match written {
+            Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => out.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(())
+}
 
 impl<S: Read + Write> WebSocket<S> {
     /// Drives an open `Connection` (from a handshake done elsewhere) over
@@ -255,17 +318,36 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Sends a text message, with the backpressure of [`send`](Self::send).
+    /// A server writes a text of 16 KiB or more straight from `text`
+    /// (header and text in one vectored write) and copies only what the
+    /// socket did not take.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.make_room()?;
-        self.conn.send_text(text)?;
-        self.write_queued()
+        let mut send = self.conn.send_text_direct(text)?;
+        let written = write_out(&mut self.stream, &mut send);
+        drop(send);
+        self.finish_write(written)
     }
 
     /// Sends a binary message, with the backpressure of [`send`](Self::send).
+    /// A server writes a payload of 16 KiB or more straight from `data`
+    /// (header and payload in one vectored write) and copies only what the
+    /// socket did not take.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.make_room()?;
-        self.conn.send_binary(data)?;
-        self.write_queued()
+        let mut send = self.conn.send_binary_direct(data)?;
+        let written = write_out(&mut self.stream, &mut send);
+        drop(send);
+        self.finish_write(written)
+    }
+
+    /// Flushes the transport after a write of a message that was taken; a
+    /// `WouldBlock` there is not an error (the rest stays queued).
+    fn finish_write(&mut self, written: Result<(), Error>) -> Result<(), Error> {
+        match written.and_then(|()| self.stream.flush().map_err(Error::Io)) {
+            Err(e) if e.is_would_block() => Ok(()),
+            other => other,
+        }
     }
 
     /// How many bytes are queued and not yet written to the transport.
@@ -288,10 +370,8 @@ impl<S: Read + Write> WebSocket<S> {
     /// Writes what was just queued; on a non-blocking socket the rest
     /// stays queued (the message was taken, so this is not an error).
     fn write_queued(&mut self) -> Result<(), Error> {
-        match self.flush() {
-            Err(e) if e.is_would_block() => Ok(()),
-            other => other,
-        }
+        let written = write_out(&mut self.stream, &mut self.conn);
+        self.finish_write(written)
     }
 
     /// Sends a ping with up to 125 bytes of payload; the pong arrives as
@@ -311,24 +391,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Writes everything queued, then flushes the transport.
     pub fn flush(&mut self) -> Result<(), Error> {
-        while let Some(first) = self.conn.poll_transmit() {
-            // One contiguous run (small frames, the common case) goes out in
-            // a plain write; headers and large payloads queued by reference
-            // in one writev.
-            let written = if first.len() < self.conn.buffered_out() {
-                let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
-                let n = self.conn.transmit_io_slices(&mut slices);
-                self.stream.write_vectored(&slices[..n])
-            } else {
-                self.stream.write(first)
-            };
-            match written {
-                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.conn.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::Io(e)),
-            }
-        }
+        write_out(&mut self.stream, &mut self.conn)?;
         self.stream.flush()?;
         Ok(())
     }

@@ -247,9 +247,15 @@ fn non_blocking_sends_apply_backpressure_and_lose_nothing() {
         let (mut tcp, mut conn) = raw_client(addr, &[]);
         thread::sleep(Duration::from_millis(300)); // let the server's buffers fill
         let mut total = 0;
-        while total < 64 << 20 {
+        for i in 0..64u8 {
             match next_event(&mut tcp, &mut conn) {
-                Some(Event::Message(m)) => total += m.len(),
+                Some(Event::Message(m)) => {
+                    // Each message whole and in order, whatever part of it
+                    // went out from the caller's slice and what was copied.
+                    assert_eq!(m.len(), 1 << 20);
+                    assert!(m.payload().iter().all(|&b| b == i), "message {i}");
+                    total += m.len();
+                }
                 other => panic!("{other:?}"),
             }
         }
@@ -257,9 +263,9 @@ fn non_blocking_sends_apply_backpressure_and_lose_nothing() {
     });
     let mut ws = wsproto_std::accept(listener.accept().unwrap().0).unwrap();
     ws.get_mut().set_nonblocking(true).unwrap();
-    let chunk = vec![0x42u8; 1 << 20];
-    let (mut would_block, mut sent, mut most_buffered) = (0, 0, 0);
+    let (mut would_block, mut sent, mut most_buffered) = (0, 0u8, 0);
     while sent < 64 {
+        let chunk = vec![sent; 1 << 20];
         match ws.send_binary(&chunk) {
             // Taken: it goes out with later sends or flushes.
             Ok(()) => sent += 1,
