@@ -619,12 +619,23 @@ impl Connection {
     /// With permessage-deflate negotiated, a message at or above
     /// `DeflateConfig::compression_threshold` is compressed first.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
-        match &message {
-            Message::Text(text) => {
-                self.send_data(OpCode::Text, text.as_bytes(), Some(text.as_bytes()))
-            }
-            Message::Binary(data) => self.send_data(OpCode::Binary, data, Some(data)),
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => (OpCode::Binary, data),
+        };
+        if self.random.is_none()
+            && payload.len() >= SHARE_MIN
+            && self.fits_one_plain_frame(payload.len())
+        {
+            // The whole payload is one frame: queue the caller's `Bytes`
+            // itself rather than a slice of it (one reference count taken
+            // and dropped fewer per message).
+            self.check_can_send()?;
+            encode_header(self.tx.copy_buf(), opcode, true, 0, payload.len(), None);
+            self.tx.push_shared(payload);
+            return Ok(());
         }
+        self.send_data(opcode, &payload, Some(&payload))
     }
 
     /// Queues a text message (copying it).
