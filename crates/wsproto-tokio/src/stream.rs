@@ -33,6 +33,13 @@ use wsproto_core::{
 use crate::shutdown::{Control, Registry, ABANDON, CLOSE};
 use crate::Error;
 
+/// A payload the caller lends for one send.
+#[derive(Clone, Copy)]
+enum Borrowed<'p> {
+    Binary(&'p [u8]),
+    Text(&'p str),
+}
+
 /// Bytes to read from the transport per call at least.
 const READ_CHUNK: usize = 16 * 1024;
 /// The thread's scratch buffer, where a connection with nothing
@@ -249,6 +256,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
         }
         Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Queues a message from a borrowed payload and writes what the
+    /// transport takes at once straight from it; when the transport would
+    /// block (or took part), dropping the `DirectSend` copies the rest into
+    /// the queue, so this is always ready: the message is taken.
+    fn send_direct(&mut self, cx: &mut Context<'_>, payload: Borrowed<'_>) -> Result<(), Error> {
+        let mut send = match payload {
+            Borrowed::Binary(data) => self.conn.send_binary_direct(data)?,
+            Borrowed::Text(text) => self.conn.send_text_direct(text)?,
+        };
+        let vectored = self.io.is_write_vectored();
+        while let Some(first) = send.first() {
+            let written = if first.len() < send.remaining() && vectored {
+                let mut slices = [io::IoSlice::new(&[]); MAX_IO_SLICES];
+                let n = send.io_slices(&mut slices);
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            } else {
+                Pin::new(&mut self.io).poll_write(cx, first)
+            };
+            match written {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => send.advance(n),
+                Poll::Ready(Err(e)) => return Err(Error::Io(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Runs the core's timers; true if one fired (state may have changed).
@@ -603,6 +638,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         Ok(())
     }
 
+    /// Sends a binary message from a borrowed slice and flushes it, with
+    /// the [`Sink`]'s backpressure (it first waits while more than
+    /// `Config::write_high_water` bytes are queued). A server writes a
+    /// payload of 16 KiB or more straight from `data`, header and payload
+    /// in one vectored write, and copies only what the transport did not
+    /// take at once; anything smaller, a client's (masked) payload or one
+    /// that permessage-deflate compresses is copied, as
+    /// [`Message::binary`] would be. Once the first write was tried
+    /// the message is taken: dropping the future then loses nothing, the
+    /// rest goes out with the next writes.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: wsproto_tokio::WebSocketStream<tokio::net::TcpStream>) -> Result<(), wsproto_tokio::Error> {
+    /// let snapshot: Vec<u8> = vec![0; 1 << 20];
+    /// ws.send_binary(&snapshot).await?; // not copied into the connection
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_borrowed(Borrowed::Binary(data)).await
+    }
+
+    /// Sends a text message from a borrowed string and flushes it; as
+    /// [`send_binary`](Self::send_binary).
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send_borrowed(Borrowed::Text(text)).await
+    }
+
+    async fn send_borrowed(&mut self, payload: Borrowed<'_>) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.with(cx, |inner, cx| inner.poll_ready(cx))).await?;
+        std::future::poll_fn(|cx| {
+            self.with(cx, |inner, cx| Poll::Ready(inner.send_direct(cx, payload)))
+        })
+        .await?;
+        std::future::poll_fn(|cx| self.with(cx, |inner, cx| inner.poll_write_out(cx))).await?;
+        Ok(())
+    }
+
     /// The next event of any kind: messages, and also the pings, pongs and
     /// close frame that the [`Stream`] implementation handles silently (pongs
     /// and the close reply are still sent automatically). `None` once the
@@ -750,6 +822,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// Sends a ping with up to 125 bytes of payload.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.stream.ping(payload).await
+    }
+
+    /// Sends a binary message from a borrowed slice, as
+    /// [`WebSocketStream::send_binary`].
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.stream.send_binary(data).await
+    }
+
+    /// Sends a text message from a borrowed string, as
+    /// [`WebSocketStream::send_text`].
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.stream.send_text(text).await
     }
 
     /// How many bytes are queued and not yet written, as

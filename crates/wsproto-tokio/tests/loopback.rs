@@ -540,3 +540,69 @@ async fn a_64_kib_frame_already_in_the_socket_is_not_read_16_kib_at_a_time() {
     let reads = reads.load(std::sync::atomic::Ordering::SeqCst);
     assert!(reads <= 2, "{reads} reads for one 64 KiB frame");
 }
+
+/// A server's borrowed sends (`send_binary`, `send_text`) from the writer
+/// half, to a client that starts reading late (so writes stop part-way and
+/// the rest is copied) and pings on every message (so the reader half
+/// queues pongs while the writer sends): every message arrives whole and in
+/// order, and the pongs come back between messages, never inside a frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn borrowed_sends_from_a_split_writer_arrive_whole() {
+    const N: u8 = 16;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = wsproto_tokio::accept(tcp).await.unwrap();
+        let (mut reader, mut writer) = ws.split();
+        // Drives the automatic pongs until the client closes.
+        let reading = tokio::spawn(async move { while reader.next().await.is_some() {} });
+        for i in 0..N {
+            let data = vec![i; 1 << 20];
+            writer.send_binary(&data).await.unwrap();
+        }
+        let text = "é".repeat(50_000);
+        writer.send_text(&text).await.unwrap();
+        writer.send_binary(b"small").await.unwrap();
+        reading.await.unwrap();
+    });
+    let request = ClientRequest::new(&url(addr, "/")).unwrap();
+    // Without permessage-deflate, which would compress (and so copy) them.
+    let config = Config {
+        deflate: None,
+        ..big()
+    };
+    let (mut ws, _) = wsproto_tokio::connect_with(&request, config).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the server's writes stall
+    let (mut messages, mut pongs) = (Vec::new(), 0);
+    while messages.len() < N as usize + 2 {
+        match ws.next_event().await.unwrap().unwrap() {
+            Event::Message(m) => {
+                messages.push(m);
+                ws.ping(b"p").await.unwrap();
+            }
+            Event::Pong(_) => pongs += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    for (i, m) in messages.iter().take(N as usize).enumerate() {
+        assert_eq!(m.len(), 1 << 20);
+        assert!(m.payload().iter().all(|&b| b == i as u8), "message {i}");
+    }
+    assert_eq!(
+        messages[N as usize].as_text(),
+        Some("é".repeat(50_000).as_str())
+    );
+    assert_eq!(messages[N as usize + 1].payload().as_ref(), b"small");
+    ws.close(CloseCode::Normal, "").await.unwrap();
+    while let Some(event) = ws.next_event().await {
+        if let Ok(Event::Pong(_)) = event {
+            pongs += 1;
+        }
+    }
+    assert_eq!(pongs, N as usize + 2, "every ping answered");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+}
