@@ -623,15 +623,9 @@ impl Connection {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),
         };
-        if self.random.is_none()
-            && payload.len() >= SHARE_MIN
-            && self.fits_one_plain_frame(payload.len())
-        {
-            // The whole payload is one frame: queue the caller's `Bytes`
-            // itself rather than a slice of it (one reference count taken
-            // and dropped fewer per message).
-            self.check_can_send()?;
-            encode_header(self.tx.copy_buf(), opcode, true, 0, payload.len(), None);
+        if self.queue_header_for_reference(opcode, payload.len())? {
+            // Queue the caller's `Bytes` itself rather than a slice of it
+            // (one reference count taken and dropped fewer per message).
             self.tx.push_shared(payload);
             return Ok(());
         }
@@ -693,27 +687,31 @@ impl Connection {
         opcode: OpCode,
         payload: &'p [u8],
     ) -> Result<DirectSend<'_, 'p>, Error> {
-        if self.random.is_none()
-            && payload.len() >= SHARE_MIN
-            && self.fits_one_plain_frame(payload.len())
-        {
-            self.check_can_send()?;
-            encode_header(self.tx.copy_buf(), opcode, true, 0, payload.len(), None);
+        if self.queue_header_for_reference(opcode, payload.len())? {
             return Ok(DirectSend::new(&mut self.tx, payload));
         }
         self.send_data(opcode, payload, None)?;
         Ok(DirectSend::new(&mut self.tx, &[]))
     }
 
-    /// Whether a message of `len` bytes goes out as one frame, uncompressed.
-    fn fits_one_plain_frame(&self, len: usize) -> bool {
+    /// Queues the header of a message of `len` bytes whose payload goes out
+    /// by reference, and returns true, when it can: 16 KiB or more, not
+    /// masked, not compressed, one frame. False (nothing queued) otherwise.
+    #[inline]
+    fn queue_header_for_reference(&mut self, opcode: OpCode, len: usize) -> Result<bool, Error> {
+        if self.random.is_some() || len < SHARE_MIN {
+            return Ok(false);
+        }
         #[cfg(feature = "deflate")]
         if self.deflate.as_ref().is_some_and(|d| d.compresses(len)) {
-            return false;
+            return Ok(false);
         }
-        self.config
-            .max_send_frame_size
-            .map_or(true, |max| len <= max)
+        if self.config.max_send_frame_size.is_some_and(|max| len > max) {
+            return Ok(false);
+        }
+        self.check_can_send()?;
+        encode_header(self.tx.copy_buf(), opcode, true, 0, len, None);
+        Ok(true)
     }
 
     fn check_can_send(&self) -> Result<(), Error> {
@@ -906,12 +904,7 @@ impl Connection {
     /// ```
     #[cfg(feature = "std")]
     pub fn transmit_io_slices<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(self.tx.chunks()) {
-            *slot = std::io::IoSlice::new(chunk);
-            count += 1;
-        }
-        count
+        self.tx.chunks().fill_io_slices(slices)
     }
 
     /// Marks the first `n` bytes waiting to be written as written.

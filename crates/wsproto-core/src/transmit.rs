@@ -167,6 +167,19 @@ pub struct Chunks<'a> {
     tail: &'a [u8],
 }
 
+impl<'a> Chunks<'a> {
+    /// Puts the first chunks into `slices`; returns how many.
+    #[cfg(feature = "std")]
+    pub(crate) fn fill_io_slices(self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(self) {
+            *slot = std::io::IoSlice::new(chunk);
+            count += 1;
+        }
+        count
+    }
+}
+
 impl<'a> Iterator for Chunks<'a> {
     type Item = &'a [u8];
 
@@ -260,12 +273,7 @@ impl<'c, 'p> DirectSend<'c, 'p> {
     /// for `Write::write_vectored`, and returns how many it filled.
     #[cfg(feature = "std")]
     pub fn io_slices<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(self.chunks()) {
-            *slot = std::io::IoSlice::new(chunk);
-            count += 1;
-        }
-        count
+        self.chunks().fill_io_slices(slices)
     }
 
     /// The first chunk still to be written, if any.
