@@ -397,11 +397,37 @@ fn xor_first_block(buf: &mut [u8], k: u64) -> &mut [u8] {
 /// `offset` bytes into the frame payload: copying and (un)masking in one
 /// pass, for a client's outgoing payloads and a server's incoming ones.
 pub(crate) fn extend_masked(buf: &mut BytesMut, src: &[u8], key: [u8; 4], offset: u64) {
+    extend_masked_seen::<false>(buf, src, key, offset);
+}
+
+/// [`extend_masked`], and whether every byte it appended is ASCII: text
+/// that is needs no UTF-8 pass of its own, and the copy learns it for the
+/// cost of an OR per block.
+pub(crate) fn extend_masked_ascii(
+    buf: &mut BytesMut,
+    src: &[u8],
+    key: [u8; 4],
+    offset: u64,
+) -> bool {
+    extend_masked_seen::<true>(buf, src, key, offset) & HIGH_BITS == 0
+}
+
+/// The top bit of every byte of a word.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+#[inline(always)]
+fn extend_masked_seen<const SEEN: bool>(
+    buf: &mut BytesMut,
+    src: &[u8],
+    key: [u8; 4],
+    offset: u64,
+) -> u64 {
     buf.reserve(src.len());
     let len = buf.len();
+    let mut seen = 0;
     if let Some(dst) = buf.spare_capacity_mut().get_mut(..src.len()) {
         // The offset only matters modulo 4.
-        copy_masked(dst, src, key, (offset % 4) as usize);
+        seen = copy_masked::<SEEN>(dst, src, key, (offset % 4) as usize);
         // SAFETY: `reserve` made room for `src.len()` more bytes, and
         // `copy_masked` wrote every one of the first `src.len()` bytes of
         // the spare capacity (it writes each element of `dst`, whose length
@@ -411,18 +437,25 @@ pub(crate) fn extend_masked(buf: &mut BytesMut, src: &[u8], key: [u8; 4], offset
         // in-place unmasking over arbitrary splits.
         unsafe { buf.set_len(len + src.len()) };
     }
+    seen
 }
 
 /// Writes `src` XORed with the masking `key` into `dst` (which must be as
 /// long), where `src` starts `offset` bytes into the frame payload: the copy
 /// into the receive buffer and the unmasking in one pass over the bytes.
-/// Every element of `dst` is written.
-pub(crate) fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: usize) {
+/// Every element of `dst` is written. With `SEEN`, returns the OR of every
+/// byte written, spread over a word's lanes (only whether a byte's top bit
+/// is set anywhere survives [`HIGH_BITS`]); otherwise 0.
+fn copy_masked<const SEEN: bool>(
+    dst: &mut [MaybeUninit<u8>],
+    src: &[u8],
+    key: [u8; 4],
+    offset: usize,
+) -> u64 {
     assert_eq!(dst.len(), src.len(), "copy_masked: lengths differ");
     let key = rotate_key(key, offset);
     if src.len() < 32 {
-        copy_short(dst, src, key);
-        return;
+        return copy_short::<SEEN>(dst, src, key);
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     match simd() {
@@ -431,8 +464,7 @@ pub(crate) fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4],
             // compiled with AVX-512F enabled; `simd` gives `Avx512` only
             // where the CPU has it. Its body is safe code, tested against
             // the naive reference in this module's tests.
-            unsafe { copy_lanes_avx512(dst, src, key) };
-            return;
+            return unsafe { copy_lanes_avx512::<SEEN>(dst, src, key) };
         }
         Simd::Avx2 | Simd::Avx512 => {
             // SAFETY: `copy_blocks_avx2` is only unsafe because it is
@@ -440,28 +472,35 @@ pub(crate) fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4],
             // only where the CPU has AVX2. Its body is the same safe code
             // as `copy_blocks`, tested against the naive reference in this
             // module's tests.
-            unsafe { copy_blocks_avx2(dst, src, key) };
-            return;
+            return unsafe { copy_blocks_avx2::<SEEN>(dst, src, key) };
         }
         Simd::Portable => {}
     }
-    copy_blocks(dst, src, key);
+    copy_blocks::<SEEN>(dst, src, key)
 }
 
 /// Fewer than 32 bytes: 4-byte words, then bytes.
 #[inline]
-fn copy_short(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+fn copy_short<const SEEN: bool>(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) -> u64 {
+    let mut seen = 0;
     let mut dst_words = dst.chunks_exact_mut(4);
     let mut src_words = src.chunks_exact(4);
     for (d, s) in (&mut dst_words).zip(&mut src_words) {
         for ((d, s), k) in d.iter_mut().zip(s).zip(key) {
+            seen |= *s ^ k;
             d.write(*s ^ k);
         }
     }
     let dst = dst_words.into_remainder();
     let src = src_words.remainder();
     for ((d, s), k) in dst.iter_mut().zip(src).zip(key) {
+        seen |= *s ^ k;
         d.write(*s ^ k);
+    }
+    if SEEN {
+        u64::from(seen)
+    } else {
+        0
     }
 }
 
@@ -470,69 +509,87 @@ fn copy_short(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
 /// addresses of `dst`. Blocks may overlap, as they write the same values
 /// there; together they write every element of `dst`.
 #[inline(always)]
-fn copy_blocks(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+fn copy_blocks<const SEEN: bool>(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) -> u64 {
     const N: usize = 32;
-    copy_framed::<N>(dst, src, key, |d, s, k| {
+    copy_framed::<N, SEEN>(dst, src, key, |d, s, k| {
+        let mut seen = 0;
         for (d, s) in d.chunks_exact_mut(N).zip(s.chunks_exact(N)) {
-            copy_block::<N>(d, s, k);
+            seen |= copy_block::<N, SEEN>(d, s, k);
         }
-    });
+        seen
+    })
 }
 
 /// The frame of [`copy_blocks`] for `N`-byte blocks: `middle` copies the
 /// whole blocks from the first aligned address of `dst` (given the key
 /// word there, repeated), then the last and first blocks are written.
 #[inline(always)]
-fn copy_framed<const N: usize>(
+fn copy_framed<const N: usize, const SEEN: bool>(
     dst: &mut [MaybeUninit<u8>],
     src: &[u8],
     key: [u8; 4],
-    middle: impl FnOnce(&mut [MaybeUninit<u8>], &[u8], u64),
-) {
+    middle: impl FnOnce(&mut [MaybeUninit<u8>], &[u8], u64) -> u64,
+) -> u64 {
     let len = src.len();
     let skip = dst.as_ptr().align_offset(N).min(N);
     let k = u32::from_ne_bytes(key);
+    let mut seen = 0;
     if let (Some(d), Some(s)) = (dst.get_mut(skip..), src.get(skip..)) {
         let whole = d.len() / N * N;
         if let (Some(d), Some(s)) = (d.get_mut(..whole), s.get(..whole)) {
-            middle(d, s, wide(rotate_word(k, skip)));
+            seen |= middle(d, s, wide(rotate_word(k, skip)));
         }
     }
     let last = len.saturating_sub(N);
     if let (Some(d), Some(s)) = (dst.get_mut(last..), src.get(last..)) {
-        copy_block::<N>(d, s, wide(rotate_word(k, last)));
+        seen |= copy_block::<N, SEEN>(d, s, wide(rotate_word(k, last)));
     }
-    copy_block::<N>(dst, src, wide(k));
+    seen | copy_block::<N, SEEN>(dst, src, wide(k))
 }
 
 /// Writes the first `N` bytes of `src` XORed with a key word repeated over
 /// them to the first `N` of `dst` (as [`xor_lanes`]); nothing if either is
 /// shorter.
 #[inline(always)]
-fn copy_block<const N: usize>(dst: &mut [MaybeUninit<u8>], src: &[u8], k: u64) {
-    if let (Some(dst), Some(src)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
-        copy_lanes(dst, src, k);
+fn copy_block<const N: usize, const SEEN: bool>(
+    dst: &mut [MaybeUninit<u8>],
+    src: &[u8],
+    k: u64,
+) -> u64 {
+    match (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        (Some(dst), Some(src)) => copy_lanes::<SEEN>(dst, src, k),
+        _ => 0,
     }
 }
 
-/// Writes every 8-byte lane of `src` XORed with `k` to `dst` (as long).
+/// Writes every 8-byte lane of `src` XORed with `k` to `dst` (as long);
+/// with `SEEN`, returns the lanes ORed together.
 #[inline(always)]
-fn copy_lanes(dst: &mut [MaybeUninit<u8>], src: &[u8], k: u64) {
+fn copy_lanes<const SEEN: bool>(dst: &mut [MaybeUninit<u8>], src: &[u8], k: u64) -> u64 {
+    let mut seen = 0;
     for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
         if let Some(s) = s.first_chunk::<8>() {
-            let masked = (u64::from_ne_bytes(*s) ^ k).to_ne_bytes();
-            for (d, m) in d.iter_mut().zip(masked) {
+            let masked = u64::from_ne_bytes(*s) ^ k;
+            if SEEN {
+                seen |= masked;
+            }
+            for (d, m) in d.iter_mut().zip(masked.to_ne_bytes()) {
                 d.write(m);
             }
         }
     }
+    seen
 }
 
 /// [`copy_blocks`] compiled for CPUs with AVX2.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[target_feature(enable = "avx2")]
-unsafe fn copy_blocks_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
-    copy_blocks(dst, src, key);
+unsafe fn copy_blocks_avx2<const SEEN: bool>(
+    dst: &mut [MaybeUninit<u8>],
+    src: &[u8],
+    key: [u8; 4],
+) -> u64 {
+    copy_blocks::<SEEN>(dst, src, key)
 }
 
 /// [`copy_blocks`] for CPUs with AVX-512 (`src` at least 64 bytes): 64-byte
@@ -541,8 +598,12 @@ unsafe fn copy_blocks_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]
 /// blocks in an A/B run (16 KiB 125 against 182 ns, level with memcpy).
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[target_feature(enable = "avx512f")]
-unsafe fn copy_lanes_avx512(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
-    copy_framed::<64>(dst, src, key, copy_lanes);
+unsafe fn copy_lanes_avx512<const SEEN: bool>(
+    dst: &mut [MaybeUninit<u8>],
+    src: &[u8],
+    key: [u8; 4],
+) -> u64 {
+    copy_framed::<64, SEEN>(dst, src, key, copy_lanes::<SEEN>)
 }
 
 #[cfg(test)]
@@ -690,6 +751,51 @@ mod tests {
         }
     }
 
+    /// `src` masked through [`extend_masked_ascii`] after `before` bytes,
+    /// and what it said of the bytes it appended.
+    fn copied_ascii(src: &[u8], key: [u8; 4], offset: usize, before: usize) -> (Vec<u8>, bool) {
+        let mut buf = BytesMut::with_capacity(before + src.len());
+        buf.extend((0..before).map(|i| i as u8 | 0x80));
+        let ascii = extend_masked_ascii(&mut buf, src, key, offset as u64);
+        assert!(buf[..before]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == i as u8 | 0x80));
+        (buf[before..].to_vec(), ascii)
+    }
+
+    /// Every length, offset and alignment, with the one non-ASCII byte (if
+    /// any) at every place: the copy reports ASCII exactly when it is, and
+    /// the bytes before the copy (all non-ASCII) never count.
+    #[test]
+    fn ascii_copy_reports_every_high_byte() {
+        let key = [0x89, 0xab, 0xcd, 0xef];
+        for before in [0, 1, 7, 31, 32, 33, 63] {
+            for len in 0..160 {
+                for offset in 0..4 {
+                    for high in (0..=len).step_by(1 + len / 16) {
+                        let mut plain: Vec<u8> =
+                            (0..len).map(|i| (i * 7 + 3) as u8 & 0x7f).collect();
+                        if let Some(b) = plain.get_mut(high) {
+                            *b |= 0x80;
+                        }
+                        let mut src = plain.clone();
+                        naive(&mut src, key, offset);
+                        for_each_simd(|simd| {
+                            let (out, ascii) = copied_ascii(&src, key, offset, before);
+                            assert_eq!(out, plain, "{simd}, before={before} len={len}");
+                            assert_eq!(
+                                ascii,
+                                high == len,
+                                "{simd}, before={before} len={len} offset={offset} high={high}"
+                            );
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn equals_naive_reference(
@@ -724,6 +830,30 @@ mod tests {
             naive(&mut slow, key, offset);
             for_each_simd(|simd| {
                 assert_eq!(copied(&data[start..], key, offset, before), slow, "{}", simd);
+            });
+        }
+
+        #[test]
+        fn ascii_copy_equals_naive_reference(
+            plain in proptest::collection::vec(0u8..0x80, 0..4096),
+            high in proptest::option::of((any::<usize>(), 0x80u8..=0xff)),
+            key in any::<[u8; 4]>(),
+            offset in any::<usize>(),
+            before in 0usize..64,
+        ) {
+            let mut plain = plain;
+            if let Some((at, byte)) = high {
+                if !plain.is_empty() {
+                    let at = at % plain.len();
+                    plain[at] = byte;
+                }
+            }
+            let mut src = plain.clone();
+            naive(&mut src, key, offset);
+            for_each_simd(|simd| {
+                let (out, ascii) = copied_ascii(&src, key, offset, before);
+                assert_eq!(&out, &plain, "{}", simd);
+                assert_eq!(ascii, plain.is_ascii(), "{}", simd);
             });
         }
 
