@@ -132,6 +132,13 @@ fn detect_simd() -> Simd {
     level
 }
 
+/// Whether the dispatch may use AVX2 here (AVX-512 CPUs have it too).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[inline]
+pub(super) fn has_avx2() -> bool {
+    simd() != Simd::Portable
+}
+
 /// The widest instruction set this CPU can run.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 fn supported_simd() -> Simd {
@@ -246,7 +253,7 @@ fn mask_unaligned(buf: &mut [u8], key: [u8; 4]) {
 }
 
 #[inline]
-fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
+pub(super) fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
     let k = u32::from_ne_bytes(key);
     let shift = (offset % 4) as u32 * 8;
     // In memory order the key is k0 k1 k2 k3; rotating by one byte must give
@@ -607,7 +614,7 @@ unsafe fn copy_lanes_avx512<const SEEN: bool>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use alloc::vec::Vec;
     use proptest::prelude::*;
@@ -624,7 +631,7 @@ mod tests {
     /// Runs `check` once per instruction set the dispatch can use (those
     /// this CPU lacks fall back to the next narrower one, as in use), so
     /// every build of the loops is tested here, not only the widest.
-    fn for_each_simd(mut check: impl FnMut(&str)) {
+    pub(crate) fn for_each_simd(mut check: impl FnMut(&str)) {
         #[cfg(all(target_arch = "x86_64", feature = "std"))]
         {
             for (cap, name) in [

@@ -4,6 +4,7 @@ mod decode;
 mod encode;
 mod header;
 mod mask;
+mod text;
 mod unmask;
 
 pub use decode::{Frame, FrameDecoder, Role, Step};

@@ -18,7 +18,8 @@
 use bytes::BytesMut;
 
 use super::header::MAX_HEADER_LEN;
-use super::mask::{extend_masked, extend_masked_ascii};
+use super::mask::extend_masked;
+use super::text::extend_masked_text;
 
 /// Payloads at least this long are unmasked as they are copied; below it,
 /// frames are copied together and unmasked in place (per-frame copies would
@@ -173,23 +174,8 @@ impl Unmasker {
     }
 
     /// Remembers that `start..end` of the buffer, just copied, is text
-    /// payload; checks it while it is in cache, unless the copy found it
-    /// all `ascii` (which is whole characters, and valid).
-    fn check_text(&mut self, buf: &[u8], start: usize, ascii: bool) {
-        let Some(bytes) = buf.get(start..) else {
-            return;
-        };
-        // A piece cut inside a character cannot be valid on its own: not
-        // worth a pass (the connection validates it, carrying the cut).
-        let starts_inside = bytes.first().is_some_and(|b| b & 0xc0 == 0x80);
-        if !ascii
-            && (starts_inside
-                || crate::message::incomplete_tail(bytes) > 0
-                || simdutf8::basic::from_utf8(bytes).is_err())
-        {
-            return;
-        }
-        let end = buf.len();
+    /// payload that was valid UTF-8 on its own.
+    fn mark_checked(&mut self, start: usize, end: usize) {
         // A piece that follows a checked piece extends it (both were whole
         // characters, so together they are too); only a later piece of the
         // same payload can start where a mark ends, as a header separates
@@ -292,16 +278,13 @@ impl Unmasker {
                     let start = buf.len();
                     match key {
                         Some(key) if text => {
-                            let ascii = extend_masked_ascii(buf, now, key, offset);
-                            self.check_text(buf, start, ascii);
-                        }
-                        Some(key) => extend_masked(buf, now, key, offset),
-                        None => {
-                            buf.extend_from_slice(now);
-                            if text {
-                                self.check_text(buf, start, false);
+                            if extend_masked_text(buf, now, key, offset) {
+                                self.mark_checked(start, buf.len());
                             }
                         }
+                        Some(key) => extend_masked(buf, now, key, offset),
+                        // Unmasked input, which the decoder rejects.
+                        None => buf.extend_from_slice(now),
                     }
                     self.done += n;
                     let n = n as u64;
