@@ -25,14 +25,21 @@ use crate::transmit::{Chunks, DirectSend, TxQueue, SHARE_MIN};
 use crate::Status;
 
 /// How many inputs of the current size the receive buffer makes room for
-/// when it has to grow for an input of `LARGE_INPUT` bytes or more. Smaller
-/// inputs (small messages, and the std adapter's 16 KiB reads) grow the
-/// buffer by what they bring, so an idle connection's message needs no
-/// more than that. Two, not more: the tokio adapter hands over reads of up
-/// to 128 KiB, and one such read per connection should not hold four
-/// times its size; four, two and one made no difference beyond noise in
-/// the decode bench's 64 KiB inputs (docs/performance.md, Decoding).
-const RECEIVE_ROOM: usize = 2;
+/// when it has to grow for an input of `LARGE_INPUT` bytes or more, up to
+/// `RECEIVE_ROOM_MAX` bytes. Making room moves the unconsumed bytes (a
+/// frame cut by the end of the last input) to the front of the buffer;
+/// with room for several inputs that happens once every several. In the
+/// decode bench's 64 KiB inputs, room for 2, 4 and 8 inputs spent 20.5%,
+/// 10.9% and 5.9% of the time in that move (`perf record`) and decoded
+/// 0.48, 0.54 and 0.61 M messages/s (three alternating runs each;
+/// docs/performance.md, Decoding). Smaller inputs (small messages, the
+/// std adapter's 16 KiB reads) grow the buffer by what they bring, so an
+/// idle connection's message needs no more than that; `release_memory`
+/// gives the room back when the connection goes idle.
+const RECEIVE_ROOM: usize = 8;
+/// The most room `RECEIVE_ROOM` makes: the tokio adapter's reads of up to
+/// 128 KiB get room for four.
+const RECEIVE_ROOM_MAX: usize = 512 * 1024;
 const LARGE_INPUT: usize = 32 * 1024;
 
 /// What the peer sent.
@@ -330,7 +337,10 @@ impl Connection {
             // few inputs instead of after each one. `release_memory` gives
             // the room back when the connection goes idle.
             let room = if data.len() >= LARGE_INPUT {
-                data.len().saturating_mul(RECEIVE_ROOM)
+                data.len()
+                    .saturating_mul(RECEIVE_ROOM)
+                    .min(RECEIVE_ROOM_MAX)
+                    .max(data.len())
             } else {
                 data.len()
             };
