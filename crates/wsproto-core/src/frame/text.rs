@@ -294,8 +294,9 @@ mod avx2 {
         let mut error = _mm256_setzero_si256();
         let mut prev = _mm256_setzero_si256();
         let (mut dst, mut src, mut key) = (dst, src, key);
-        // Stores that cross a cache line cost more (on a Zen 4 EPYC all
-        // ASCII 16 KiB text decoded 5 to 10% slower with them): the blocks
+        // Stores that cross a cache line cost more (on a Zen 4 EPYC, 16 KiB
+        // of ASCII 8 bytes off a boundary: 394 ns against 307, fastest of
+        // 300 rounds; docs/performance.md, Decoding): the blocks
         // are stored at 32-byte boundaries of `dst`, after the first
         // `skip` bytes, which are checked as the end of a block that
         // starts with ASCII zeros.
@@ -333,7 +334,8 @@ mod avx2 {
             let (d0, d1) = d.split_at_mut(32);
             let (s0, s1) = s.split_at(32);
             // SAFETY: AVX2 is the caller's promise; the halves are 32
-            // bytes each.
+            // bytes each. (Arrays instead, from `split_first_chunk`, made
+            // ASCII text 15% slower in the harness of the comment above.)
             let (a, b) = unsafe { (copy_block(d0, s0, k), copy_block(d1, s1, k)) };
             if _mm256_movemask_epi8(_mm256_or_si256(a, b)) == 0 {
                 error = _mm256_or_si256(error, _mm256_subs_epu8(prev, t.last_leads));
