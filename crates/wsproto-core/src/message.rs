@@ -253,7 +253,7 @@ impl Utf8Validator {
 /// How many bytes at the end of `data` start a character that the piece
 /// does not finish (0 to 3), judged by the last lead byte; 0 when the end
 /// is a boundary or the bytes are not valid (the full check decides then).
-pub(crate) fn incomplete_tail(data: &[u8]) -> usize {
+fn incomplete_tail(data: &[u8]) -> usize {
     for (i, &byte) in data.iter().rev().take(3).enumerate() {
         if byte & 0xc0 == 0x80 {
             continue;

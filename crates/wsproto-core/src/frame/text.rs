@@ -25,23 +25,18 @@ pub(crate) fn extend_masked_text(
 ) -> bool {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::mask::has_avx2() {
-        buf.reserve(src.len());
-        let len = buf.len();
-        if let Some(dst) = buf.spare_capacity_mut().get_mut(..src.len()) {
-            let key = super::mask::rotate_key(key, (offset % 4) as usize);
-            // SAFETY: `copy_masked_utf8` needs AVX2, which `has_avx2`
-            // found. It writes every element of `dst`, `src.len()` bytes
-            // that `reserve` made room for, so `set_len` covers only
-            // initialised bytes. Tests below check the bytes and the
-            // verdict against the naive unmasking and `core::str::from_utf8`
-            // for every length to 200 at every key offset and several
-            // alignments, every two bytes across the edges of the blocks,
-            // characters cut across runs of ASCII blocks, and proptests.
-            let valid = unsafe { avx2::copy_masked_utf8(dst, src, key) };
-            // SAFETY: as above: all `src.len()` bytes were written.
-            unsafe { buf.set_len(len + src.len()) };
-            return valid;
-        }
+        let key = super::mask::rotate_key(key, (offset % 4) as usize);
+        // SAFETY: `copy_masked_utf8` needs AVX2, which `has_avx2` found,
+        // and writes every element of `dst`, as `append_written` asks.
+        // Tests below check the bytes and the verdict against the naive
+        // unmasking and `core::str::from_utf8` for every length to 200 at
+        // every key offset and several alignments, every two bytes across
+        // the edges of the blocks, characters cut across runs of ASCII
+        // blocks, and proptests.
+        let valid = unsafe {
+            super::mask::append_written(buf, src.len(), |dst| avx2::copy_masked_utf8(dst, src, key))
+        };
+        return valid.unwrap_or(false);
     }
     let start = buf.len();
     extend_masked_ascii(buf, src, key, offset)
