@@ -8,7 +8,7 @@
 //! minute; here every function sees the same minutes. For the sizes
 //! between criterion's (384 B, 768 B) and to check its small-size rows.
 //!
-//!     cargo run --release -p wsproto-benches --bin mask_rounds [-- ROUNDS]
+//!     cargo run --release -p wsproto-benches --bin mask_rounds [-- ROUNDS [SIZE,SIZE,...]]
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -34,15 +34,25 @@ fn main() {
         None => 30,
         Some(Ok(rounds)) if rounds > 0 => rounds,
         Some(_) => {
-            eprintln!("usage: mask_rounds [ROUNDS]");
+            eprintln!("usage: mask_rounds [ROUNDS [SIZE,SIZE,...]]");
             std::process::exit(2);
         }
+    };
+    let sizes: Vec<usize> = match std::env::args().nth(2) {
+        None => SIZES.to_vec(),
+        Some(list) => match list.split(',').map(str::parse).collect() {
+            Ok(sizes) => sizes,
+            Err(_) => {
+                eprintln!("usage: mask_rounds [ROUNDS [SIZE,SIZE,...]]");
+                std::process::exit(2);
+            }
+        },
     };
     let key = [0x12, 0x34, 0x56, 0x78];
     println!("fastest of {rounds} interleaved rounds, ns per call; ratios are wsproto's speed over the column's");
     println!("| size | wsproto | yawc | fastwebsockets | memcpy | / yawc | / fastwebsockets | / memcpy |");
     println!("|---|---|---|---|---|---|---|---|");
-    for size in SIZES {
+    for size in sizes {
         // One byte past a page boundary: received payloads rarely start on
         // an aligned address, and a fixed place keeps runs comparable (a
         // heap address that changes from run to run moved the 384 B row by
