@@ -68,9 +68,9 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         Simd::Avx2 | Simd::Avx2AlignEarly | Simd::Avx512 => {
             // SAFETY: `mask_blocks_avx2` is only unsafe because it is
             // compiled with AVX2 enabled; `simd` gives `Avx2`,
-            // `Avx2AlignEarly` or `Avx512` only where the CPU has AVX2. Its body is the same safe code as
-            // `mask_blocks`, tested against the naive reference in this
-            // module's tests.
+            // `Avx2AlignEarly` or `Avx512` only where the CPU has AVX2. Its
+            // body is the same safe code as `mask_blocks`, tested against
+            // the naive reference in this module's tests.
             unsafe { mask_blocks_avx2(buf, key) };
             return;
         }
