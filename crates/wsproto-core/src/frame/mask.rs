@@ -516,9 +516,9 @@ fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: us
         Simd::Avx2 | Simd::Avx2AlignEarly | Simd::Avx512 => {
             // SAFETY: `copy_blocks_avx2` is only unsafe because it is
             // compiled with AVX2 enabled; `simd` gives `Avx2`,
-            // `Avx2AlignEarly` or `Avx512` only where the CPU has AVX2. Its body is the same safe code
-            // as `copy_blocks`, tested against the naive reference in this
-            // module's tests.
+            // `Avx2AlignEarly` or `Avx512` only where the CPU has AVX2. Its
+            // body is the same safe code as `copy_blocks`, tested against
+            // the naive reference in this module's tests.
             unsafe { copy_blocks_avx2(dst, src, key) };
             return;
         }
