@@ -381,20 +381,24 @@ impl Connection {
         }
         loop {
             let before = self.rx.len();
-            let step = self
-                .decoder
-                .step_premasked(&mut self.rx, self.unmasker.done());
+            // Set to the header's length when a whole frame comes out in
+            // one step, its header not reported on its own.
+            let mut whole = 0;
+            let step =
+                self.decoder
+                    .step_premasked(&mut self.rx, self.unmasker.done(), Some(&mut whole));
             // Text the unmasker checked as it copied it (while it was in
             // cache) needs no second pass; asked before the buffer
-            // positions move, as a frame's payload was at the front.
+            // positions move, as a frame's payload was at the front (after
+            // its header, for a whole frame).
             let prechecked = self.utf8.between_chars()
                 && match &step {
                     Ok(Status::Complete(Step::Payload(range))) => {
                         self.unmasker.checked(range.start, range.end)
                     }
-                    Ok(Status::Complete(Step::Frame { frame, seen })) => {
-                        self.unmasker.checked(*seen, frame.payload.len())
-                    }
+                    Ok(Status::Complete(Step::Frame { frame, seen })) => self
+                        .unmasker
+                        .checked(whole + *seen, whole + frame.payload.len()),
                     _ => false,
                 };
             self.unmasker.consumed(before.saturating_sub(self.rx.len()));
@@ -425,6 +429,11 @@ impl Connection {
                     seen,
                 })) => {
                     self.rx_activity = true;
+                    if whole > 0 {
+                        if let Err(e) = self.on_header(header) {
+                            return Err(self.fail(e));
+                        }
+                    }
                     self.on_frame(header, payload, seen, prechecked)
                 }
                 Ok(Status::Partial) => {
