@@ -40,9 +40,13 @@ fn main() {
     };
     let sizes: Vec<usize> = match std::env::args().nth(2) {
         None => SIZES.to_vec(),
-        Some(list) => match list.split(',').map(str::parse).collect() {
-            Ok(sizes) => sizes,
-            Err(_) => {
+        Some(list) => match list
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(sizes) if !sizes.contains(&0) => sizes,
+            _ => {
                 eprintln!("usage: mask_rounds [ROUNDS [SIZE,SIZE,...]]");
                 std::process::exit(2);
             }
