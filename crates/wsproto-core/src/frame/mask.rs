@@ -50,18 +50,12 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
             unsafe { mask_lanes_avx512(buf, key) };
             return;
         }
-        Simd::Avx2 if buf.len() < ALIGN_MIN => {
+        level @ (Simd::Avx2 | Simd::Avx2AlignEarly) if buf.len() < level.align_min() => {
             // SAFETY: `mask_unaligned_avx2` is only unsafe because it is
-            // compiled with AVX2 enabled; `simd` gives `Avx2` only where the
-            // CPU has it. Its body is the same safe code as
-            // `mask_unaligned`, tested against the naive reference in this
-            // module's tests.
-            unsafe { mask_unaligned_avx2(buf, key) };
-            return;
-        }
-        Simd::Avx2AlignEarly if buf.len() < EARLY_ALIGN_MIN => {
-            // SAFETY: as above; `simd` gives `Avx2AlignEarly` only where the
-            // CPU has AVX2 (and AVX-512).
+            // compiled with AVX2 enabled; `simd` gives `Avx2` and
+            // `Avx2AlignEarly` only where the CPU has it. Its body is the
+            // same safe code as `mask_unaligned`, tested against the naive
+            // reference in this module's tests.
             unsafe { mask_unaligned_avx2(buf, key) };
             return;
         }
@@ -103,6 +97,18 @@ enum Simd {
     /// [`EARLY_ALIGN_MIN`] rather than [`ALIGN_MIN`].
     Avx2AlignEarly = 3,
     Avx512 = 4,
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+impl Simd {
+    /// From what size the AVX2 loops store at aligned addresses.
+    #[inline(always)]
+    fn align_min(self) -> usize {
+        match self {
+            Simd::Avx2AlignEarly => EARLY_ALIGN_MIN,
+            _ => ALIGN_MIN,
+        }
+    }
 }
 
 /// The [`Simd`] level the dispatch uses, found on the first call (0 until

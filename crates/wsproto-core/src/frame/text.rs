@@ -36,7 +36,11 @@ pub(crate) fn extend_masked_text(
         let valid = unsafe {
             super::mask::append_written(buf, src.len(), |dst| avx2::copy_masked_utf8(dst, src, key))
         };
-        return valid.unwrap_or(false);
+        // `None` (no room, which `reserve` rules out) appended nothing:
+        // the fallback below then does the work.
+        if let Some(valid) = valid {
+            return valid;
+        }
     }
     let start = buf.len();
     extend_masked_ascii(buf, src, key, offset)
