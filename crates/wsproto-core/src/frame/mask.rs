@@ -445,6 +445,35 @@ pub(crate) fn extend_masked(buf: &mut BytesMut, src: &[u8], key: [u8; 4], offset
     }
 }
 
+/// Appends a whole `frame` to `buf`: its first `head_len` bytes (the
+/// header) as they are, the rest (the payload) XORed with the masking
+/// `key`, with one reservation and one length update for both.
+pub(crate) fn extend_framed(buf: &mut BytesMut, frame: &[u8], head_len: usize, key: [u8; 4]) {
+    let Some((head, payload)) = frame.split_at_checked(head_len) else {
+        return;
+    };
+    // SAFETY: every byte is written: the header by the first loop (or the
+    // 16-byte copy, which covers a header of at most 14 bytes), every byte
+    // after it by `copy_masked`. Tests as for `extend_masked`, and
+    // `extend_framed_copies_header_and_unmasks_payload` below.
+    unsafe {
+        append_written(buf, frame.len(), |dst| {
+            match (dst.first_chunk_mut::<16>(), frame.first_chunk::<16>()) {
+                // One 16-byte move instead of a loop over the header.
+                (Some(to), Some(from)) if head_len <= 16 => *to = from.map(MaybeUninit::new),
+                _ => {
+                    for (slot, byte) in dst.iter_mut().zip(head) {
+                        slot.write(*byte);
+                    }
+                }
+            }
+            if let Some(dst) = dst.get_mut(head_len..) {
+                copy_masked(dst, payload, key, 0);
+            }
+        });
+    }
+}
+
 /// [`extend_masked`], and whether every byte it appended is ASCII, for
 /// text on CPUs without AVX2 (with it, `text.rs` checks all of UTF-8 as it
 /// copies): all-ASCII text needs no UTF-8 pass of its own, and the copy
@@ -776,6 +805,36 @@ pub(super) mod tests {
         extend_masked(&mut buf, src, key, offset as u64);
         assert!(buf[..before].iter().enumerate().all(|(i, b)| *b == i as u8));
         buf[before..].to_vec()
+    }
+
+    #[test]
+    fn extend_framed_copies_header_and_unmasks_payload() {
+        let key = [0x89, 0xab, 0xcd, 0xef];
+        let storage: Vec<u8> = (0..1200u32).map(|i| (i * 7 + 3) as u8).collect();
+        // Frames shorter and longer than the 16-byte header copy, with
+        // every header length, landing after 0 to 40 bytes.
+        for len in (0..40).chain([1024, 1100]) {
+            for head_len in (0..=14).filter(|h| *h <= len) {
+                for before in [0, 1, 7, 31, 40] {
+                    let frame = &storage[..len];
+                    let mut expected: Vec<u8> = (0..before).map(|i| i as u8).collect();
+                    expected.extend_from_slice(&frame[..head_len]);
+                    let mut payload = frame[head_len..].to_vec();
+                    naive(&mut payload, key, 0);
+                    expected.extend_from_slice(&payload);
+                    for_each_simd(|simd| {
+                        let mut buf = BytesMut::new();
+                        buf.extend((0..before).map(|i| i as u8));
+                        extend_framed(&mut buf, frame, head_len, key);
+                        assert_eq!(
+                            buf[..],
+                            expected[..],
+                            "{simd}, len={len} head_len={head_len} before={before}"
+                        );
+                    });
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use bytes::BytesMut;
 
 use super::header::MAX_HEADER_LEN;
-use super::mask::extend_masked;
+use super::mask::{extend_framed, extend_masked};
 use super::text::extend_masked_text;
 
 /// Payloads at least this long are unmasked as they are copied; below it,
@@ -213,6 +213,34 @@ impl Unmasker {
         };
     }
 
+    /// Appends a large masked frame that `data` holds whole (its `header`
+    /// parsed from the start of `data`) to `buf`, its payload unmasked, and
+    /// returns the bytes after it; `None`, appending nothing, for any other
+    /// frame. One step for the commonest large input, where the cursor
+    /// would otherwise be stored and read back twice per frame.
+    #[inline]
+    fn whole_frame<'a>(
+        &mut self,
+        buf: &mut BytesMut,
+        data: &'a [u8],
+        header: Lengths,
+    ) -> Option<&'a [u8]> {
+        let key = header.key.filter(|_| header.payload_len >= FUSE_MIN)?;
+        let payload_len = usize::try_from(header.payload_len).ok()?;
+        let (frame, rest) = data.split_at_checked(header.len.checked_add(payload_len)?)?;
+        if header.text {
+            let (head, payload) = frame.split_at_checked(header.len)?;
+            buf.extend_from_slice(head);
+            let start = buf.len();
+            if extend_masked_text(buf, payload, key, 0) {
+                self.mark_checked(start, buf.len());
+            }
+        } else {
+            extend_framed(buf, frame, header.len, key);
+        }
+        Some(rest)
+    }
+
     /// Appends `data` to `buf`, unmasking payload bytes of large frames as
     /// they are copied.
     pub(crate) fn extend(&mut self, buf: &mut BytesMut, mut data: &[u8]) {
@@ -228,7 +256,16 @@ impl Unmasker {
                     let pending = buf.get(self.done..).unwrap_or_default();
                     let have = pending.len();
                     let header = if have == 0 {
-                        parse(data)
+                        let header = parse(data);
+                        if let Some(rest) =
+                            header.and_then(|header| self.whole_frame(buf, data, header))
+                        {
+                            // The cursor stays at a header.
+                            self.done = buf.len();
+                            data = rest;
+                            continue;
+                        }
+                        header
                     } else {
                         let mut head = [0u8; MAX_HEADER_LEN];
                         let mut filled = 0;
