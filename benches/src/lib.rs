@@ -9,6 +9,8 @@ use bytes::BytesMut;
 use wsproto_core::frame::encode_frame;
 use wsproto_core::OpCode;
 
+pub mod decoders;
+
 /// A payload of `size` bytes: mixed-script UTF-8 for text, a byte ramp otherwise.
 pub fn payload(size: usize, opcode: OpCode) -> Vec<u8> {
     match opcode {
