@@ -33,7 +33,7 @@ echo "## mask, interleaved rounds"
 target/release/mask_rounds
 echo
 echo "## decode, interleaved rounds"
-target/release/decode_rounds 30
+target/release/decode_rounds
 echo
 echo "## encode (million messages/s)"
 scripts/bench_table.py encode memcpy tungstenite fastwebsockets fastest-peer

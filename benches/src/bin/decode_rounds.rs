@@ -6,7 +6,7 @@
 //! Criterion runs one library for seconds before the next, so on a VM
 //! whose speed drifts from minute to minute a row's ratio depends on which
 //! library ran in a slow minute (the 1 KiB row gave our rate as 15.9 and
-//! 10.1 M messages/s in two runs minutes apart, the peers within 3%); here
+//! 10.1 M messages/s in two runs minutes apart, tungstenite 8.0 and 7.2); here
 //! every library sees the same minutes.
 //!
 //!     cargo run --release -p wsproto-benches --bin decode_rounds [-- ROUNDS [CASE,CASE,...]]
@@ -33,7 +33,7 @@ fn main() {
         std::process::exit(2);
     };
     let rounds: usize = match std::env::args().nth(1).map(|r| r.parse()) {
-        None => 10,
+        None => 30,
         Some(Ok(rounds)) if rounds > 0 => rounds,
         Some(_) => usage(),
     };
