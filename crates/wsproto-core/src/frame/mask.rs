@@ -452,9 +452,11 @@ pub(crate) fn extend_framed(buf: &mut BytesMut, frame: &[u8], head_len: usize, k
     let Some((head, payload)) = frame.split_at_checked(head_len) else {
         return;
     };
-    // SAFETY: every byte is written: the header by the first loop (or the
-    // 16-byte copy, which covers a header of at most 14 bytes), every byte
-    // after it by `copy_masked`. Tests as for `extend_masked`, and
+    // SAFETY: every byte is written: the header by the 16-byte copy (which
+    // covers a header of at most 14 bytes) or else the loop, every byte
+    // after it by `copy_masked`. `dst` is as long as `frame`, so
+    // `get_mut(head_len..)` finds the payload's room, as `split_at_checked`
+    // found the payload. Tests as for `extend_masked`, and
     // `extend_framed_copies_header_and_unmasks_payload` below.
     unsafe {
         append_written(buf, frame.len(), |dst| {
