@@ -213,6 +213,15 @@ impl Unmasker {
         };
     }
 
+    /// Appends a piece of a text payload (`offset` bytes into it) to `buf`,
+    /// unmasked, and marks it checked if it was valid UTF-8 on its own.
+    fn extend_text(&mut self, buf: &mut BytesMut, piece: &[u8], key: [u8; 4], offset: u64) {
+        let start = buf.len();
+        if extend_masked_text(buf, piece, key, offset) {
+            self.mark_checked(start, buf.len());
+        }
+    }
+
     /// Appends a large masked frame that `data` holds whole (its `header`
     /// parsed from the start of `data`) to `buf`, its payload unmasked, and
     /// returns the bytes after it; `None`, appending nothing, for any other
@@ -231,10 +240,7 @@ impl Unmasker {
         if header.text {
             let (head, payload) = frame.split_at_checked(header.len)?;
             buf.extend_from_slice(head);
-            let start = buf.len();
-            if extend_masked_text(buf, payload, key, 0) {
-                self.mark_checked(start, buf.len());
-            }
+            self.extend_text(buf, payload, key, 0);
         } else {
             extend_framed(buf, frame, header.len, key);
         }
@@ -312,13 +318,8 @@ impl Unmasker {
                     // At most `remaining`, so it fits in a usize.
                     let n = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
                     let (now, rest) = data.split_at(n);
-                    let start = buf.len();
                     match key {
-                        Some(key) if text => {
-                            if extend_masked_text(buf, now, key, offset) {
-                                self.mark_checked(start, buf.len());
-                            }
-                        }
+                        Some(key) if text => self.extend_text(buf, now, key, offset),
                         Some(key) => extend_masked(buf, now, key, offset),
                         // Unmasked input, which the decoder rejects.
                         None => buf.extend_from_slice(now),
